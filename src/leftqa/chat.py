@@ -1,0 +1,155 @@
+"""The Assistant: one object that answers questions (with conversation history) for the CLI, UI and evals."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Lock
+from typing import Any, Sequence
+
+from . import answer as ans
+from .config import Settings
+from .corpus import corpus_fingerprint
+from .embed import Embedder, load_embedder
+from .errors import QuestionError
+from .followup import build_query, context_terms, needs_context
+from .index import Index
+from .records import Answer, Hit
+from .retrieve import Retriever
+
+CALIBRATION = "calibration.json"
+# Used until `leftqa calibrate` writes calibration.json into the index folder.
+DEFAULT_CALIBRATION: dict[str, Any] = {
+    "weights": {"sentence": 1.0, "passage_coverage": 0.6},
+    "threshold": 0.75,
+    "source": "default",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+NOT_COVERED = "The corpus does not seem to cover this question, so I won't quote anything as an answer."
+
+
+def clean_question(text: object, limit: int) -> str:
+    """The question with control characters removed and whitespace collapsed; QuestionError if unusable."""
+    if not isinstance(text, str):
+        raise QuestionError("the question must be text")
+    cleaned = " ".join(_CONTROL.sub(" ", text).split())
+    if not cleaned:
+        raise QuestionError("the question is empty; type a question about the corpus")
+    if len(cleaned) > limit:
+        raise QuestionError(f"the question is too long ({len(cleaned):,} characters; the limit is {limit:,})")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A resolved conversation turn: the effective query and the sentences that answered it."""
+
+    query: str
+    sentences: tuple[str, ...]
+
+
+class Assistant:
+    """Answers questions from one loaded index; thread-safe (the index is read-only)."""
+
+    def __init__(self, settings: Settings, index: Index, embedder: Embedder, calibration: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.retriever = Retriever(index, embedder)
+        self.calibration = dict(calibration or DEFAULT_CALIBRATION)
+        self._turns: OrderedDict[tuple[str, ...], Turn] = OrderedDict()
+        self._lock = Lock()
+
+    @classmethod
+    def load(cls, settings: Settings, check_corpus: bool = True) -> "Assistant":
+        """Load the index and model named by settings, refusing an index built for another model or corpus."""
+        path = Path(settings.index_dir)
+        index = Index.load(path)
+        fingerprint = corpus_fingerprint(Path(settings.corpus_dir)) if check_corpus and Path(settings.corpus_dir).is_dir() else None
+        index.check_compatible(settings.model, settings.chunking(), fingerprint)
+        embedder = load_embedder(settings.model, settings.threads)
+        if settings.threads > 0:
+            import faiss
+
+            faiss.omp_set_num_threads(settings.threads)
+        return cls(settings, index, embedder, load_calibration(path))
+
+    def search(self, question: str, mode: str | None = None, k: int | None = None) -> list[Hit]:
+        """Ranked passages for a question."""
+        q = clean_question(question, self.settings.max_question_chars)
+        return self.retriever.search(q, mode or self.settings.mode, k or self.settings.top_k)
+
+    def _resolve(self, question: str, history: tuple[str, ...], mode: str) -> str:
+        """The effective query for `question` after `history` (earlier user questions, oldest first)."""
+        if not history or not needs_context(question):
+            return question
+        prev = self._turn(history, mode)
+        return build_query(question, context_terms(prev.query, list(prev.sentences)))
+
+    def _turn(self, history: tuple[str, ...], mode: str) -> Turn:
+        """The last history turn resolved and answered (cached: a conversation re-asks its past each turn)."""
+        key = (mode, *history)
+        with self._lock:
+            cached = self._turns.get(key)
+        if cached is not None:
+            return cached
+        last = clean_question(history[-1], self.settings.max_question_chars)
+        query = self._resolve(last, history[:-1], mode)
+        r = self.retriever.retrieve(query, mode, self.settings.top_k)
+        chosen = ans.select(ans.score_sentences(self.retriever, r, last, query), self.settings.max_answer_sentences)
+        turn = Turn(query, tuple(self.index.passages[c.pos].sentences[c.index_in_passage].text for c in chosen))
+        with self._lock:
+            self._turns[key] = turn
+            while len(self._turns) > 512:
+                self._turns.popitem(last=False)
+        return turn
+
+    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
+        """Answer a question extractively, with citations, or abstain when the corpus does not cover it."""
+        t0 = time.perf_counter()
+        mode = mode or self.settings.mode
+        q = clean_question(question, self.settings.max_question_chars)
+        hist = tuple(h for h in (" ".join(_CONTROL.sub(" ", str(h)).split()) for h in history) if h)
+        query = self._resolve(q, hist, mode)
+        r = self.retriever.retrieve(query, mode, max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER))
+        candidates = ans.score_sentences(self.retriever, r, q, query)
+        evidence = ans.evidence(candidates, r, self.index, query)
+        conf = ans.confidence(evidence, self.calibration["weights"])
+        hits = tuple(self.retriever.hits(r)[: self.settings.top_k])
+        abstain = not candidates or conf < float(self.calibration["threshold"])
+        if abstain:
+            text, citations = NOT_COVERED, ()
+        else:
+            chosen = ans.select(candidates, self.settings.max_answer_sentences)
+            text, citations = ans.cite(self.index, chosen, ans.selection_scores(r))
+        return Answer(
+            question=q,
+            query=query,
+            abstained=abstain,
+            answer=text,
+            citations=citations,
+            passages=hits,
+            mode=mode,
+            reason="low evidence" if abstain else "",
+            confidence=round(conf, 6),
+            evidence=evidence,
+            elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
+
+
+def load_calibration(index_dir: Path) -> dict[str, Any]:
+    """Abstention weights and threshold saved by `leftqa calibrate`, else the defaults."""
+    path = Path(index_dir) / CALIBRATION
+    if not path.exists():
+        return dict(DEFAULT_CALIBRATION)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if isinstance(data.get("weights"), dict) and isinstance(data.get("threshold"), (int, float)):
+            return data
+    except (OSError, ValueError):
+        pass
+    return dict(DEFAULT_CALIBRATION)

@@ -1,0 +1,167 @@
+"""Split documents into sentences and section-aware passages with stable, content-derived ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .corpus import Block, Document
+from .records import Passage, Sentence
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # noqa: ANN202 - pysbd type
+    import pysbd
+
+    # char_span=False and clean=False keep the text verbatim; we compute offsets ourselves.
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of one paragraph, trimmed of surrounding whitespace."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for piece in _segmenter().segment(text):
+        stripped = piece.strip()
+        if not stripped:
+            pos += len(piece)
+            continue
+        found = text.find(stripped, pos)
+        if found < 0:  # pysbd never rewrites with clean=False; guard anyway so offsets stay true
+            found = pos
+            stripped = text[pos : pos + len(stripped)]
+        spans.append((found, found + len(stripped)))
+        pos = found + len(stripped)
+    return _merge_fragments(text, spans)
+
+
+def _merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join pieces that are not sentences on their own (a lone closing quote, a bare "..." or initials)."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        piece = text[start:end]
+        if out and (len(_WORD.findall(piece)) == 0 or (piece[:1].islower() and not piece[:2].isupper())):
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def word_count(text: str) -> int:
+    """Number of word tokens."""
+    return len(_WORD.findall(text))
+
+
+@dataclass(frozen=True)
+class _Unit:
+    section: str
+    block: int
+    start: int
+    end: int
+    page: int | None
+    words: int
+
+
+def _units(doc: Document) -> list[_Unit]:
+    units = []
+    for b_i, block in enumerate(doc.blocks):
+        para = doc.text[block.start : block.end]
+        for s, e in split_sentences(para):
+            units.append(_Unit(block.section, b_i, block.start + s, block.start + e, block.page, word_count(para[s:e])))
+    return units
+
+
+def _split_long(units: list[_Unit], max_words: int) -> list[list[_Unit]]:
+    """Cut one paragraph's sentences into the fewest pieces under max_words, balanced in size."""
+    total = sum(u.words for u in units)
+    if total <= max_words or len(units) == 1:
+        return [units]
+    pieces = -(-total // max_words)
+    target = total / pieces
+    out: list[list[_Unit]] = [[]]
+    acc = 0
+    for u in units:
+        if out[-1] and (acc + u.words > max_words or (acc >= target and len(out) < pieces)):
+            out.append([])
+            acc = 0
+        out[-1].append(u)
+        acc += u.words
+    return out
+
+
+def _groups(units: list[_Unit], min_words: int, max_words: int) -> list[list[_Unit]]:
+    """Paragraph-aligned groups: long paragraphs split between sentences, short ones joined within a section."""
+    paragraphs: list[list[_Unit]] = []
+    for u in units:
+        if paragraphs and paragraphs[-1][0].block == u.block:
+            paragraphs[-1].append(u)
+        else:
+            paragraphs.append([u])
+    pieces: list[list[_Unit]] = []
+    for para in paragraphs:
+        pieces.extend(_split_long(para, max_words))
+    groups: list[list[_Unit]] = []
+    for piece in pieces:
+        words = sum(u.words for u in piece)
+        if groups:
+            prev = groups[-1]
+            prev_words = sum(u.words for u in prev)
+            same_section = prev[0].section == piece[0].section and prev[0].page == piece[0].page
+            if same_section and (prev_words < min_words or words < min_words) and prev_words + words <= max_words:
+                prev.extend(piece)
+                continue
+        groups.append(list(piece))
+    return groups
+
+
+def passage_id(doc_id: str, ordinal: int, text: str) -> str:
+    """Stable id from document, position and content: same corpus, same ids."""
+    digest = hashlib.sha256(f"{doc_id}\x00{ordinal}\x00{text}".encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+def chunk_document(doc: Document, min_words: int = 40, max_words: int = 150) -> list[Passage]:
+    """Passages of one document, never spanning two sections, aligned to sentence boundaries."""
+    passages: list[Passage] = []
+    for ordinal, group in enumerate(_groups(_units(doc), min_words, max_words)):
+        parts: list[str] = []
+        sentences: list[Sentence] = []
+        length = 0
+        for i, u in enumerate(group):
+            sep = "" if i == 0 else ("\n" if u.block != group[i - 1].block else " ")
+            body = doc.text[u.start : u.end]
+            local = length + len(sep)
+            parts.append(sep + body)
+            sentences.append(Sentence(body, u.start, u.end, local, local + len(body)))
+            length = local + len(body)
+        text = "".join(parts)
+        passages.append(
+            Passage(
+                id=passage_id(doc.doc_id, ordinal, text),
+                doc_id=doc.doc_id,
+                title=doc.title,
+                section=group[0].section,
+                start=group[0].start,
+                end=group[-1].end,
+                text=text,
+                sentences=tuple(sentences),
+                page=group[0].page,
+                source=doc.source,
+            )
+        )
+    return passages
+
+
+def chunk_documents(docs: list[Document], min_words: int = 40, max_words: int = 150) -> list[Passage]:
+    """Passages of many documents, in document order."""
+    out: list[Passage] = []
+    for doc in docs:
+        out.extend(chunk_document(doc, min_words, max_words))
+    return out
+
+
+__all__ = ["Block", "chunk_document", "chunk_documents", "passage_id", "split_sentences", "word_count"]

@@ -1,0 +1,222 @@
+"""Command line: `leftqa index|search|ask|serve|eval|calibrate`. The only place errors become messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .config import MODES, Settings
+from .errors import LeftQAError, QuestionError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        model=getattr(args, "model", None),
+        mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
+        top_k=getattr(args, "k", None),
+    )
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .builder import build_index
+    from .embed import load_embedder
+
+    settings = _settings(args)
+    embedder = load_embedder(settings.model, settings.threads)
+    report = build_index(settings, embedder, progress=not args.quiet, full=args.full)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .chat import Assistant
+
+    assistant = Assistant.load(_settings(args))
+    hits = assistant.search(args.question, args.mode, args.k)
+    if args.json:
+        from dataclasses import asdict
+
+        _print_json({"question": args.question, "mode": args.mode, "hits": [asdict(h) for h in hits]})
+        return 0
+    for h in hits:
+        print(f"{h.rank:>2}. [{h.score:.3f}] {h.title} › {h.section}  ({h.passage_id})")
+        print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+    return 0
+
+
+def _format_answer(a: Any) -> str:
+    lines = []
+    if a.query != a.question:
+        lines.append(f"(Searched for: {a.query})")
+    lines.append(a.answer)
+    if a.abstained:
+        lines.append("\nClosest material (not an answer):")
+        for h in a.passages[:3]:
+            lines.append(f"  - {h.title} › {h.section}: {h.text[:160]}…")
+    else:
+        lines.append("")
+        for c in a.citations:
+            page = f", p. {c.page}" if c.page else ""
+            lines.append(f"[{c.n}] {c.title} › {c.section}{page} ({c.doc_id}, chars {c.start}-{c.end}, passage {c.passage_id})")
+    return "\n".join(lines)
+
+
+def _batch_lines(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(path).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LeftQAError(f"cannot read batch file {path}: {exc}") from None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .chat import Assistant
+
+    if args.batch is None and args.question is None:
+        raise QuestionError("give a question, or --batch FILE")
+    assistant = Assistant.load(_settings(args))
+    if args.batch is None:
+        a = assistant.ask(args.question, args.history or (), args.mode)
+        if args.json:
+            _print_json(a.to_dict())
+        else:
+            print(_format_answer(a))
+        return 0
+    failures = 0
+    for lineno, line in enumerate(_batch_lines(args.batch), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+                raise QuestionError('each line must be a JSON object with a "question" string')
+            history = item.get("history") or []
+            if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+                raise QuestionError('"history" must be a list of earlier questions (strings)')
+            out = assistant.ask(item["question"], history, args.mode).to_dict()
+        except (ValueError, LeftQAError) as exc:
+            failures += 1
+            msg = f"invalid JSON: {exc}" if isinstance(exc, ValueError) and not isinstance(exc, LeftQAError) else str(exc)
+            out = {"line": lineno, "error": msg}
+        if args.json:
+            _print_json(out)
+        else:
+            print(out.get("answer", "error: " + str(out.get("error"))))
+    return 1 if failures else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .chat import Assistant
+    from .ui import serve
+
+    assistant = Assistant.load(_settings(args))
+    serve(assistant, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval_command
+
+    return run_eval_command(args, _settings(args))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .evaluate import run_calibrate_command
+
+    return run_calibrate_command(args, _settings(args))
+
+
+def _common(p: argparse.ArgumentParser, corpus: bool = False, model: bool = True) -> None:
+    p.add_argument("--index", metavar="DIR", help="index folder (default: index/ in the current folder)")
+    if corpus:
+        p.add_argument("--corpus", metavar="DIR", help="corpus folder (default: corpus/ in the current folder)")
+    if model:
+        p.add_argument("--model", metavar="NAME_OR_PATH", help="sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `leftqa` command."""
+    parser = argparse.ArgumentParser(prog="leftqa", description="Offline, citation-backed extractive question answering.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("index", help="build the index from the corpus folder", description="Read the corpus, chunk it into passages, embed them and write the index (atomically).")
+    _common(p, corpus=True)
+    p.add_argument("--full", action="store_true", help="rebuild everything instead of reusing unchanged vectors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="rank passages for a question", description="Show the passages retrieved for a question.")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=10, help="number of passages (default 10)")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with quoted, cited sentences", description="Answer extractively; --batch reads JSON Lines {question, history}.")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--history", action="append", metavar="QUESTION", help="an earlier question of the conversation (repeatable, oldest first)")
+    p.add_argument("--batch", metavar="FILE", help="JSON Lines of {question, history}; - reads standard input")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default hybrid)")
+    p.add_argument("--json", action="store_true", help="print the JSON answer object")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="run the chat UI", description="Serve the Gradio chat UI (bound to 127.0.0.1 unless --host says otherwise).")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="measure retrieval and answers on eval cases", description="Run eval cases (evals/*.jsonl) and report hit@k, MRR, nDCG, answer and abstention metrics.")
+    p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
+    p.add_argument("--mode", choices=(*MODES, "all"), default="hybrid", help="retrieval mode, or all for a side-by-side table")
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument("--report", metavar="DIR", help="write report.json and report.md (with failing cases) to DIR")
+    p.add_argument("--check", action="store_true", help="fail when a headline metric drops below evals/baseline.json")
+    p.add_argument("--baseline", metavar="FILE", default="evals/baseline.json", help="baseline file for --check/--write-baseline")
+    p.add_argument("--write-baseline", action="store_true", help="store the current metrics as the baseline")
+    p.add_argument("--export-beir", metavar="DIR", help="write the cases and corpus in BEIR layout to DIR")
+    p.add_argument("--no-history", action="store_true", help="ask follow-up cases without their history (for comparison)")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention threshold on answerable vs unanswerable eval cases and store it in the index folder.")
+    p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one command, turning library errors into one-line messages."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except LeftQAError as exc:
+        print(f"leftqa: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, QuestionError) else 1
+    except KeyboardInterrupt:
+        print("leftqa: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

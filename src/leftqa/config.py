@@ -1,0 +1,82 @@
+"""One frozen Settings object, passed explicitly; `Settings.from_env` is the only reader of the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that configures leftqa; build with `from_env` or `Settings(...)` in tests."""
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    model: str = BUNDLED_MODEL
+    # Passages of roughly 40-150 words: one paragraph each where possible (see chunking.py).
+    min_words: int = 40
+    max_words: int = 150
+    mode: str = "hybrid"
+    top_k: int = 10
+    max_answer_sentences: int = 3
+    max_question_chars: int = 2000
+    batch_size: int = 32
+    # Threads for torch and faiss on the query path; 0 leaves the libraries' defaults.
+    threads: int = 0
+    feedback_path: Path = Path("evals/feedback.jsonl")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if not 1 <= self.min_words <= self.max_words:
+            raise ConfigError(f"chunk sizes must satisfy 1 <= min_words <= max_words (got {self.min_words}, {self.max_words})")
+        if not 1 <= self.top_k <= 1000:
+            raise ConfigError(f"top_k must be between 1 and 1000 (got {self.top_k})")
+        if not 1 <= self.max_answer_sentences <= 10:
+            raise ConfigError("max_answer_sentences must be between 1 and 10")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Settings from LEFTQA_* environment variables, then explicit overrides (None values are ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get("LEFTQA_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("corpus_dir", "index_dir", "feedback_path"):
+            if key in values:
+                values[key] = Path(values[key])  # type: ignore[arg-type]
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def with_(self, **changes: object) -> "Settings":
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def chunking(self) -> dict[str, int]:
+        """The settings that shape passages, as recorded in the index manifest."""
+        return {"min_words": self.min_words, "max_words": self.max_words}
+
+
+def _coerce(name: str, raw: str, type_name: object) -> object:
+    text = str(type_name)
+    if "int" in text:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"LEFTQA_{name.upper()} must be a whole number, got {raw!r}") from None
+    if "Path" in text:
+        return Path(raw)
+    return raw

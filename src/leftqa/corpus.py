@@ -1,0 +1,253 @@
+"""Read corpus documents into title, sections and body blocks with offsets into the document text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorpusError, SourceError
+
+INTRO = "Introduction"
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+MAX_FILE_BYTES = 20_000_000
+
+# MediaWiki image lines: "File:Name.jpg|thumb|upright|Caption text". Only the caption carries facts.
+_FILE_LINE = re.compile(r"^(?:File|Image):[^|\n]*\|(?:[^|\n]*\|)*")
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_SENTENCE_END = (".", "!", "?", ":", ";", ",")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A body paragraph (or caption): `text[start:end]` of its document, under one section heading."""
+
+    section: str
+    start: int
+    end: int
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed source document; block offsets index into `text`."""
+
+    doc_id: str
+    title: str
+    text: str
+    blocks: tuple[Block, ...]
+    source: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the document text (changes when the file's text changes)."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+
+def _is_heading(line: str, prev_blank: bool, next_blank: bool) -> bool:
+    """A plain-text heading: a short line standing alone between blank lines, not ending like a sentence."""
+    words = line.split()
+    return (
+        prev_blank
+        and next_blank
+        and 0 < len(words) <= 20
+        and len(line) <= 160
+        and not line.rstrip().endswith(_SENTENCE_END)
+        and not _FILE_LINE.match(line)
+    )
+
+
+def _lines(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, line) for every line, offsets excluding the newline."""
+    out, pos = [], 0
+    for raw in text.splitlines(keepends=True):
+        line = raw.rstrip("\r\n")
+        out.append((pos, pos + len(line), line))
+        pos += len(raw)
+    return out
+
+
+def _body_span(start: int, line: str) -> tuple[int, int] | None:
+    """The part of a body line that is text: captions lose their `File:…|` markup, whitespace is trimmed."""
+    m = _FILE_LINE.match(line)
+    lo = m.end() if m else 0
+    hi = len(line)
+    while lo < hi and line[lo].isspace():
+        lo += 1
+    while hi > lo and line[hi - 1].isspace():
+        hi -= 1
+    return (start + lo, start + hi) if hi > lo else None
+
+
+def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]:
+    """Title and blocks of a plain-text document in the seed's style (title line, standalone headings)."""
+    lines = _lines(text)
+    n = len(lines)
+    blank = [not ln.strip() for _, _, ln in lines]
+    title, section, blocks = fallback_title, INTRO, []
+    first = next((i for i in range(n) if not blank[i]), None)
+    for i, (start, _end, line) in enumerate(lines):
+        if blank[i]:
+            continue
+        prev_blank = i == 0 or blank[i - 1]
+        next_blank = i == n - 1 or blank[i + 1]
+        if _is_heading(line, prev_blank, next_blank):
+            if i == first and i + 1 < n:
+                title = line.strip()
+            else:
+                section = line.strip()
+            continue
+        span = _body_span(start, line)
+        if span:
+            blocks.append(Block(section, *span))
+    return title, tuple(blocks)
+
+
+def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]:
+    """Title and blocks of a Markdown document: `#` headings are sections, the first top heading the title."""
+    title, section, blocks = fallback_title, INTRO, []
+    in_fence = False
+    seen_body = False
+    for start, _end, line in _lines(text):
+        stripped = line.strip()
+        if stripped.startswith("```") or stripped.startswith("~~~"):
+            in_fence = not in_fence
+            continue
+        if not stripped:
+            continue
+        m = None if in_fence else _MD_HEADING.match(stripped)
+        if m:
+            heading = m.group(2).strip()
+            if len(m.group(1)) == 1 and not seen_body and title == fallback_title:
+                title = heading or fallback_title
+            elif heading:
+                section = heading
+            continue
+        span = _body_span(start, line)
+        if span:
+            blocks.append(Block(section, *span))
+            seen_body = True
+    return title, tuple(blocks)
+
+
+def decode(data: bytes, name: str) -> str:
+    """UTF-8 text of a file (BOM allowed), or SourceError for binary or other encodings."""
+    if b"\x00" in data[:8192]:
+        raise SourceError(f"{name}: looks binary (NUL bytes), skipped")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{name}: not valid UTF-8 (byte {exc.start}), skipped; re-save it as UTF-8") from None
+    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 8:
+        raise SourceError(f"{name}: looks binary (control characters), skipped")
+    return text
+
+
+def title_from_name(path: Path) -> str:
+    """A readable title from a file name."""
+    return re.sub(r"[-_]+", " ", path.stem).strip().capitalize() or path.name
+
+
+def parse_text_document(doc_id: str, text: str, suffix: str, fallback_title: str, source: str = "") -> Document:
+    """A Document from text already decoded, by file kind."""
+    parse = parse_markdown if suffix in (".md", ".markdown") else parse_plain
+    title, blocks = parse(text, fallback_title)
+    return Document(doc_id=doc_id, title=title, text=text, blocks=blocks, source=source)
+
+
+def read_text_file(path: Path, doc_id: str) -> Document:
+    """Read one .txt/.md file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SourceError(f"{doc_id}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit, skipped")
+        data = path.read_bytes()
+    except PermissionError:
+        raise SourceError(f"{doc_id}: permission denied, skipped") from None
+    except OSError as exc:
+        raise SourceError(f"{doc_id}: cannot be read ({exc.strerror or exc}), skipped") from None
+    text = decode(data, doc_id)
+    doc = parse_text_document(doc_id, text, path.suffix.lower(), title_from_name(path))
+    if not doc.blocks:
+        raise SourceError(f"{doc_id}: no text, skipped")
+    return doc
+
+
+def list_sources(root: Path, suffixes: tuple[str, ...]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Files under root with a known suffix, as (path, doc_id), never leaving root; plus warnings."""
+    if not root.exists():
+        raise CorpusError(f"corpus folder {root} does not exist")
+    if not root.is_dir():
+        raise CorpusError(f"corpus path {root} is not a folder")
+    real_root = root.resolve()
+    found: list[tuple[Path, str]] = []
+    warnings: list[str] = []
+    seen: set[Path] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError as exc:
+            warnings.append(f"{folder}: cannot list folder ({exc.strerror or exc}), skipped")
+            continue
+        for entry in entries:
+            rel = entry.relative_to(root).as_posix()
+            if entry.name.startswith("."):
+                continue
+            try:
+                real = entry.resolve(strict=True)
+            except (OSError, RuntimeError):
+                warnings.append(f"{rel}: broken or looping link, skipped")
+                continue
+            if real != real_root and real_root not in real.parents:
+                warnings.append(f"{rel}: points outside the corpus folder, skipped")
+                continue
+            if real in seen:
+                continue
+            if entry.is_dir():
+                seen.add(real)
+                stack.append(entry)
+            elif entry.suffix.lower() in suffixes:
+                seen.add(real)
+                found.append((entry, rel))
+    found.sort(key=lambda item: item[1])
+    return found, warnings
+
+
+READERS = {suffix: read_text_file for suffix in TEXT_SUFFIXES}
+
+
+def read_document(path: Path, doc_id: str) -> Document:
+    """Parse one source file with the reader for its suffix."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SourceError(f"{doc_id}: unsupported file type {path.suffix!r}, skipped")
+    return reader(path, doc_id)
+
+
+def read_corpus(root: Path) -> tuple[list[Document], list[str]]:
+    """Every readable document under root, in path order, and one warning line per skipped file."""
+    found, warnings = list_sources(root, tuple(READERS))
+    docs: list[Document] = []
+    for path, doc_id in found:
+        try:
+            docs.append(read_document(path, doc_id))
+        except SourceError as exc:
+            warnings.append(str(exc))
+    return docs, warnings
+
+
+def corpus_fingerprint(root: Path) -> str:
+    """Hash of every source file's path and bytes: changes whenever the corpus changes."""
+    found, _ = list_sources(root, tuple(READERS))
+    h = hashlib.sha256()
+    for path, doc_id in found:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        h.update(doc_id.encode("utf-8") + b"\x00" + hashlib.sha256(data).digest())
+    return h.hexdigest()[:32]

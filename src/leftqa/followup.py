@@ -1,0 +1,67 @@
+"""Follow-up questions without an LLM: detect questions that cannot stand alone and add the conversation's topic."""
+
+from __future__ import annotations
+
+import re
+
+from .text import is_stopword, words
+
+# Words that point back into the conversation. Grammar words only: nothing here names a person or event.
+_ANAPHORA = frozenset(
+    "he she it they them him her his hers its their theirs this that these those there then such "
+    "the latter the former former latter".split()
+)
+_LEADS = re.compile(r"^\s*(and|but|also|so|what about|how about|and what about|what else|anything else|why not|and why)\b", re.I)
+_CAPITAL = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+_GENERIC_CAPS = frozenset("What Which Who Whom Whose When Where Why How Did Does Do Was Were Is Are And But Also The A An In On Of".split())
+MAX_CONTEXT_TERMS = 8
+
+
+def content_words(text: str) -> list[str]:
+    """Words of a text that carry topic (no stop or question words), in order, without repeats."""
+    return list(dict.fromkeys(w for w in words(text) if not is_stopword(w) and len(w) > 1))
+
+
+def names(text: str) -> list[str]:
+    """Capitalised names in a text (multi-word runs kept together), skipping sentence-initial function words."""
+    out = []
+    for m in _CAPITAL.finditer(text):
+        parts = [p for p in m.group(0).split() if p not in _GENERIC_CAPS]
+        if parts:
+            out.append(" ".join(parts))
+    return list(dict.fromkeys(out))
+
+
+def needs_context(question: str) -> bool:
+    """True when a question leans on the conversation: pronouns, "and what about…", or too few content words."""
+    toks = words(question)
+    if not toks:
+        return False
+    if _LEADS.match(question):
+        return True
+    if any(t in _ANAPHORA for t in toks):
+        return True
+    content = [t for t in toks if not is_stopword(t)]
+    return len(content) <= 1 and not names(question)
+
+
+def context_terms(previous_query: str, answer_sentences: list[str]) -> list[str]:
+    """What the conversation is about: names and content words of the last query, then names in its answer."""
+    terms_: list[str] = []
+    for name in names(previous_query):
+        terms_.append(name)
+    for w in content_words(previous_query):
+        if not any(w in n.lower().split() for n in terms_):
+            terms_.append(w)
+    for sentence in answer_sentences[:1]:
+        for name in names(sentence):
+            if name.lower() not in (t.lower() for t in terms_):
+                terms_.append(name)
+    return terms_[:MAX_CONTEXT_TERMS]
+
+
+def build_query(question: str, context: list[str]) -> str:
+    """The retrieval query: the new question first (weighted highest by repetition in BM25), then the context."""
+    if not context:
+        return question
+    return f"{question.strip()} ({', '.join(context)})"

@@ -1,0 +1,65 @@
+"""Lexical analysis shared by the BM25 index, sentence scoring and evals: tokens, stems, normalisation."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
+                         "–": "-", "—": "-", "‑": "-", "‒": "-", "−": "-", "\u00a0": " "})
+_SPACE = re.compile(r"\s+")
+
+# Question words and light verbs carry no topic; kept out of content terms (BM25 uses its own stop list too).
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how did does do was were is are am be been being has have had "
+    "can could would should will shall may might must".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN) | QUESTION_WORDS
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def normalise(text: str) -> str:
+    """Case-folded text with unified quotes and dashes and collapsed whitespace (for evidence matching)."""
+    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens, possessives stripped ("Stalin's" -> "stalin")."""
+    out = []
+    for tok in _TOKEN.findall(unicodedata.normalize("NFC", text).translate(_QUOTES).lower()):
+        if tok.endswith("'s"):
+            tok = tok[:-2]
+        out.append(tok.replace("'", ""))
+    return out
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms (stop words dropped): the vocabulary of BM25 and lexical overlap."""
+    stop = _stopwords()
+    kept = [w for w in words(text) if w not in stop]
+    return _stemmer().stemWords(kept) if kept else []
+
+
+def stems(tokens: list[str]) -> list[str]:
+    """Stems of already-split words."""
+    return _stemmer().stemWords(tokens) if tokens else []
+
+
+def is_stopword(word: str) -> bool:
+    """True for function words and question words."""
+    return word.lower() in _stopwords()
