@@ -70,3 +70,21 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = False, 
         warnings=tuple(warnings),
         path=str(settings.index_dir),
     )
+
+
+def stale_reason(settings: Settings) -> str:
+    """Why the index needs a (re)build, or "" when it matches the corpus and settings (no model is loaded)."""
+    from .errors import LeftQAError
+    from .index import read_manifest
+
+    try:
+        manifest = read_manifest(Path(settings.index_dir))
+    except LeftQAError as exc:
+        return str(exc)
+    if manifest.get("model") != settings.model:
+        return "model changed"
+    if manifest.get("chunking") != settings.chunking():
+        return "chunking settings changed"
+    if manifest.get("corpus_fingerprint") != corpus_fingerprint(Path(settings.corpus_dir)):
+        return "corpus changed"
+    return ""

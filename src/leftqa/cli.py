@@ -31,6 +31,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .embed import load_embedder
 
     settings = _settings(args)
+    if args.if_stale:
+        from .builder import stale_reason
+
+        reason = stale_reason(settings)
+        if not reason:
+            print(f"index at {settings.index_dir} is up to date")
+            return 0
+        print(f"building index: {reason}")
     embedder = load_embedder(settings.model, settings.threads)
     report = build_index(settings, embedder, progress=not args.quiet, full=args.full)
     for w in report.warnings:
@@ -84,9 +92,14 @@ def _batch_lines(path: str) -> list[str]:
 def cmd_ask(args: argparse.Namespace) -> int:
     from .chat import Assistant
 
+    from .chat import clean_question
+
     if args.batch is None and args.question is None:
         raise QuestionError("give a question, or --batch FILE")
-    assistant = Assistant.load(_settings(args))
+    settings = _settings(args)
+    if args.batch is None:
+        clean_question(args.question, settings.max_question_chars)  # fail fast, before loading the model
+    assistant = Assistant.load(settings)
     if args.batch is None:
         a = assistant.ask(args.question, args.history or (), args.mode)
         if args.json:
@@ -155,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build the index from the corpus folder", description="Read the corpus, chunk it into passages, embed them and write the index (atomically).")
     _common(p, corpus=True)
     p.add_argument("--full", action="store_true", help="rebuild everything instead of reusing unchanged vectors")
+    p.add_argument("--if-stale", action="store_true", help="build only when the index is missing or out of date")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 

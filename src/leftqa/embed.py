@@ -55,6 +55,9 @@ class SentenceTransformerEmbedder:
         if threads > 0:
             torch.set_num_threads(threads)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a weights-loading bar on every start is noise for a CLI
 
         try:
             st = SentenceTransformer(path, device="cpu", local_files_only=not Path(path).exists())
