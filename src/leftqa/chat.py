@@ -78,6 +78,14 @@ class Assistant:
             faiss.omp_set_num_threads(settings.threads)
         return cls(settings, index, embedder, load_calibration(path))
 
+    def reload(self) -> str:
+        """Load the index again from disk (after a rebuild); requests in flight finish on the old one."""
+        fresh = Assistant.load(self.settings)
+        with self._lock:
+            self.index, self.retriever, self.calibration = fresh.index, fresh.retriever, fresh.calibration
+            self._turns.clear()
+        return f"{self.index.size} passages from {len(self.index.manifest.get('documents', []))} documents"
+
     def search(self, question: str, mode: str | None = None, k: int | None = None) -> list[Hit]:
         """Ranked passages for a question."""
         q = clean_question(question, self.settings.max_question_chars)
