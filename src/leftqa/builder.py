@@ -1,22 +1,34 @@
-"""Build the index from the corpus folder: read, chunk, embed, save atomically."""
+"""Build the index from the corpus folder: incremental (unchanged files and texts are reused), locked, crash-safe."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
-from .chunking import chunk_documents
+import numpy as np
+
+from .chunking import chunk_document
 from .config import Settings
-from .corpus import corpus_fingerprint, read_corpus
+from .corpus import corpus_fingerprint, fingerprint_of, read_document, source_digests
 from .embed import Embedder
-from .errors import CorpusError
-from .index import Index
+from .errors import CorpusError, IndexLockedError, IndexMissingError, LeftQAError, SourceError
+from .records import Passage
+
+# What turns a file into passages: when any of these modules or libraries changes, every file is read again.
+_PIPELINE_MODULES = ("corpus.py", "formats.py", "chunking.py")
+_PIPELINE_PACKAGES = ("pysbd", "beautifulsoup4", "pypdf", "python-docx")
 
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What a build did."""
+    """What a build did; `embedded` counts passages embedded, `embedded_sentences` the sentences besides them."""
 
     documents: int
     passages: int
@@ -25,56 +37,310 @@ class BuildReport:
     seconds: float
     warnings: tuple[str, ...]
     path: str
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded_sentences: int = 0
+    rebuilt: bool = True  # False when nothing changed and the index on disk was kept as it was
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line for the CLI."""
+        """The one-line result: "N documents: A added, C changed, R removed, U unchanged; E passages embedded"."""
         return (
-            f"{self.documents} documents, {self.passages} passages, {self.sentences} sentences; "
-            f"{self.embedded} texts embedded in {self.seconds:.1f}s -> {self.path}"
+            f"{self.documents} documents: {self.added} added, {self.changed} changed, {self.removed} removed, "
+            f"{self.unchanged} unchanged; {self.embedded} passages embedded"
+        )
+
+    def details(self) -> str:
+        """A second line: sizes, sentences embedded, time and where the index is."""
+        if not self.rebuilt:
+            return f"index at {self.path} is up to date ({self.passages} passages); nothing rewritten in {self.seconds:.1f}s"
+        return (
+            f"{self.passages} passages, {self.sentences} sentences ({self.embedded_sentences} sentences embedded) "
+            f"in {self.seconds:.1f}s -> {self.path}"
         )
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = False, full: bool = False) -> BuildReport:
-    """Read `settings.corpus_dir`, chunk, embed and write `settings.index_dir`; the old index survives a failure."""
+def lock_path(index_dir: Path) -> Path:
+    """The lock file of an index folder: beside it, because the folder itself is swapped on every build."""
+    index_dir = Path(index_dir)
+    return index_dir.parent / f".leftqa-{index_dir.name}.lock"
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the exclusive build lock of `index_dir`; IndexLockedError at once if another build holds it."""
+    path = lock_path(index_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise IndexLockedError(
+                f"another build of {index_dir} is running (pid {holder}); wait for it to finish, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        # The lock file stays: deleting it would let a third build lock a fresh inode while the second holds the old.
+        os.close(fd)
+
+
+def clean_leftovers(index_dir: Path) -> list[str]:
+    """Restore an index lost between the two renames of a swap, then delete temp folders of killed builds."""
+    from .index import recover
+
+    index_dir = Path(index_dir)
+    if not index_dir.parent.is_dir():
+        return []
+    recover(index_dir)
+    notes = []
+    leftovers = sorted(index_dir.parent.glob(f".{index_dir.name}.tmp-*"))
+    if index_dir.exists():
+        leftovers += sorted(index_dir.parent.glob(f".{index_dir.name}.old-*"))
+    for folder in leftovers:
+        shutil.rmtree(folder, ignore_errors=True)
+        notes.append(f"removed {folder.name}, left by an interrupted build")
+    return notes
+
+
+class _VectorCache:
+    """Embeds texts, reusing vectors of identical texts (by sha256) from the previous index of the same model."""
+
+    def __init__(self, factory: Callable[[], Embedder], settings: Settings, progress: bool, log: Callable[[str], None]) -> None:
+        self._factory = factory
+        self._embedder: Embedder | None = None
+        self._settings = settings
+        self._progress = progress
+        self._log = log
+        self._rows: dict[bytes, tuple[np.ndarray, int]] = {}
+        self.dim = 0
+        self.missed: set[str] = set()
+
+    def seed(self, previous: Any) -> None:
+        """Offer every passage and sentence vector of a loaded previous index for reuse."""
+        self.dim = int(previous.manifest.get("dimension") or 0)
+        for i, p in enumerate(previous.passages):
+            self._rows.setdefault(_key(p.text), (previous.passage_vectors, i))
+        row = 0
+        for p in previous.passages:
+            for s in p.sentences:
+                self._rows.setdefault(_key(s.text), (previous.sentence_vectors, row))
+                row += 1
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [_key(t) for t in texts]
+        todo: dict[bytes, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in self._rows and k not in todo:
+                todo[k] = t
+        if todo:
+            embedder = self._load()
+            self._log(f"embedding {len(todo)} new texts with {embedder.name}")
+            vecs = embedder.encode(list(todo.values()), batch_size=self._settings.batch_size, progress=self._progress)
+            for i, (k, t) in enumerate(todo.items()):
+                self._rows[k] = (vecs, i)
+                self.missed.add(t)
+            self.dim = int(vecs.shape[1])
+        if not texts and not self.dim:
+            self.dim = self._load().dim
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, k in enumerate(keys):
+            matrix, row = self._rows[k]
+            out[i] = matrix[row]
+        return out
+
+    def _load(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._factory()
+        return self._embedder
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _previous(index_dir: Path, settings: Settings, embedder_name: str, full: bool) -> tuple[Any, dict[str, Any], str]:
+    """(usable previous index or None, its manifest or {}, a note on why it cannot be used or "")."""
+    from .index import Index, read_manifest
+
+    try:
+        manifest = read_manifest(index_dir)
+    except IndexMissingError:
+        return None, {}, ""
+    except LeftQAError as exc:
+        return None, {}, f"previous index unusable, building from scratch: {exc}"
+    if full:
+        return None, manifest, ""
+    try:
+        previous = Index.load(index_dir)
+    except LeftQAError as exc:
+        return None, manifest, f"previous index unusable, building from scratch: {exc}"
+    if manifest.get("embedder") != embedder_name or manifest.get("model") != settings.model:
+        return None, manifest, f"model changed from {manifest.get('embedder')!r}: embedding everything again"
+    return previous, manifest, ""
+
+
+def pipeline_key() -> str:
+    """Hash of the reader and chunking code and parser versions: passages are reused only when it is unchanged."""
+    from importlib import metadata
+
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _PIPELINE_MODULES:
+        h.update(name.encode() + b"\x00" + (here / name).read_bytes())
+    for package in _PIPELINE_PACKAGES:
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "-"
+        h.update(f"{package}={version}\x00".encode())
+    return h.hexdigest()[:16]
+
+
+def _same_pipeline(manifest: dict[str, Any], settings: Settings, key: str) -> bool:
+    return manifest.get("pipeline") == key and manifest.get("chunking") == settings.chunking()
+
+
+def _up_to_date(manifest: dict[str, Any], digests: dict[str, str]) -> bool:
+    known = {d.get("doc_id"): d.get("sha256") for d in manifest.get("documents", [])}
+    known.update({s.get("doc_id"): s.get("sha256") for s in manifest.get("skipped", [])})
+    return known == digests
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+    full: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Bring `settings.index_dir` up to date with `settings.corpus_dir`, embedding only texts not embedded before.
+
+    The model is loaded only when something needs embedding (embedder=None loads `settings.model` lazily);
+    `full` ignores the previous index. The old index stays in place until the new one is complete.
+    """
+    from .embed import load_embedder
+
     t0 = time.perf_counter()
-    corpus_dir = Path(settings.corpus_dir)
-    fingerprint = corpus_fingerprint(corpus_dir)
-    docs, warnings = read_corpus(corpus_dir)
-    if not docs:
-        detail = f" ({len(warnings)} files skipped)" if warnings else ""
-        raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt or .md files and run again")
-    passages = chunk_documents(docs, settings.min_words, settings.max_words)
-    embedded = 0
+    say = log or (lambda _msg: None)
+    index_dir, corpus_dir = Path(settings.index_dir), Path(settings.corpus_dir)
+    embedder_name = embedder.name if embedder is not None else settings.model
+    with build_lock(index_dir):
+        notes = clean_leftovers(index_dir)
+        digests, warnings = source_digests(corpus_dir)
+        previous, old, why = _previous(index_dir, settings, embedder_name, full)
+        if why:
+            notes.append(why)
+        old_docs = {d.get("doc_id"): d for d in old.get("documents", []) if isinstance(d, dict)}
+        pipeline = pipeline_key()
+        reuse_passages = previous is not None and _same_pipeline(old, settings, pipeline)
+        if reuse_passages and _up_to_date(old, digests):
+            warnings += [s.get("reason", "") for s in old.get("skipped", [])]
+            return BuildReport(
+                documents=len(old_docs), passages=len(previous.passages), sentences=int(previous.manifest.get("sentences", 0)),
+                embedded=0, seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir),
+                unchanged=len(old_docs), rebuilt=False, notes=tuple(notes),
+            )  # fmt: skip
+        old_passages: dict[str, list[Passage]] = {}
+        if reuse_passages:
+            for p in previous.passages:
+                old_passages.setdefault(p.doc_id, []).append(p)
+        docs: list[dict[str, Any]] = []
+        skipped: list[dict[str, str]] = []
+        passages: list[Passage] = []
+        for doc_id, digest in digests.items():
+            prior = old_docs.get(doc_id)
+            if prior is not None and prior.get("sha256") == digest and doc_id in old_passages:
+                entry = dict(prior)
+                doc_passages = old_passages[doc_id]
+            else:
+                try:
+                    doc = read_document(corpus_dir / doc_id, doc_id)
+                except SourceError as exc:
+                    warnings.append(str(exc))
+                    skipped.append({"doc_id": doc_id, "sha256": digest, "reason": str(exc)})
+                    continue
+                doc_passages = chunk_document(doc, settings.min_words, settings.max_words)
+                entry = {"doc_id": doc_id, "title": doc.title, "fingerprint": doc.fingerprint, "sha256": digest, "source": doc.source}
+            entry["passages"] = len(doc_passages)
+            docs.append(entry)
+            passages.extend(doc_passages)
+        if not docs:
+            detail = f" ({len(skipped)} files skipped)" if skipped else ""
+            raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
+        cache = _VectorCache(lambda: embedder or load_embedder(settings.model, settings.threads), settings, progress, say)
+        if previous is not None:
+            cache.seed(previous)
+        manifest = {
+            "model": settings.model,
+            "embedder": embedder_name,
+            "chunking": settings.chunking(),
+            "pipeline": pipeline,
+            "corpus_dir": str(corpus_dir),
+            "corpus_fingerprint": fingerprint_of(digests),
+            "documents": docs,
+            "skipped": skipped,
+        }
+        from .index import Index
 
-    def embed(texts: list[str]):  # noqa: ANN202
-        nonlocal embedded
-        embedded += len(texts)
-        return embedder.encode(texts, batch_size=settings.batch_size, progress=progress)
-
-    manifest = {
-        "model": settings.model,
-        "embedder": embedder.name,
-        "chunking": settings.chunking(),
-        "corpus_dir": str(corpus_dir),
-        "corpus_fingerprint": fingerprint,
-        "documents": [{"doc_id": d.doc_id, "title": d.title, "fingerprint": d.fingerprint} for d in docs],
-    }
-    index = Index.build(passages, embed, manifest)
-    index.save(Path(settings.index_dir))
+        index = Index.build(passages, cache, manifest)
+        say(f"writing index to {index_dir}")
+        extras = _extra_files(index_dir, old)
+        index.save(index_dir)
+        for name, data in extras.items():
+            _write_extra(index_dir / name, data)
+    passage_texts = {p.text for p in passages}
+    embedded = len(cache.missed & passage_texts)
+    added, changed, unchanged = _diff(docs, old_docs)
     return BuildReport(
-        documents=len(docs),
-        passages=len(passages),
-        sentences=index.manifest["sentences"],
-        embedded=embedded,
-        seconds=time.perf_counter() - t0,
-        warnings=tuple(warnings),
-        path=str(settings.index_dir),
-    )
+        documents=len(docs), passages=len(passages), sentences=int(index.manifest["sentences"]), embedded=embedded,
+        seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir), added=added, changed=changed,
+        removed=len(set(old_docs) - {d["doc_id"] for d in docs}), unchanged=unchanged,
+        embedded_sentences=len(cache.missed) - embedded, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _extra_files(index_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Small top-level files the index did not write itself (calibration.json from `leftqa calibrate`), to keep."""
+    from .index import MANIFEST
+
+    listed = set(manifest.get("files") or {}) | {MANIFEST}
+    extras: dict[str, bytes] = {}
+    if not manifest or not index_dir.is_dir():
+        return extras
+    for f in index_dir.iterdir():
+        if f.is_file() and not f.is_symlink() and f.name not in listed and not f.name.startswith(".") and f.stat().st_size < 1_000_000:
+            extras[f.name] = f.read_bytes()
+    return extras
+
+
+def _write_extra(dest: Path, data: bytes) -> None:
+    if dest.exists():
+        return
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+
+
+def _diff(docs: list[dict[str, Any]], old_docs: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
+    """(added, changed, unchanged): changed means the extracted text, title or source differs."""
+    added = changed = 0
+    for d in docs:
+        prior = old_docs.get(d["doc_id"])
+        if prior is None:
+            added += 1
+        elif any(prior.get(k, "") != d.get(k, "") for k in ("fingerprint", "title", "source")):
+            changed += 1
+    return added, changed, len(docs) - added - changed
 
 
 def stale_reason(settings: Settings) -> str:
     """Why the index needs a (re)build, or "" when it matches the corpus and settings (no model is loaded)."""
-    from .errors import LeftQAError
     from .index import read_manifest
 
     try:

@@ -1,4 +1,4 @@
-"""Command line: `leftqa index|search|ask|serve|eval|calibrate`. The only place errors become messages."""
+"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate`. The only place errors become messages."""
 
 from __future__ import annotations
 
@@ -26,9 +26,23 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
+def _print_build(report: Any) -> None:
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(report.summary())
+    print(report.details())
+
+
+def _progress_printer(quiet: bool) -> Callable[[str], None] | None:
+    if quiet:
+        return None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .builder import build_index
-    from .embed import load_embedder
 
     settings = _settings(args)
     if args.if_stale:
@@ -39,12 +53,25 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(f"index at {settings.index_dir} is up to date")
             return 0
         print(f"building index: {reason}")
-    embedder = load_embedder(settings.model, settings.threads)
-    report = build_index(settings, embedder, progress=not args.quiet, full=args.full)
-    for w in report.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(report.summary())
+    # The model loads only if something needs embedding, so an unchanged corpus rebuilds in a second or two.
+    report = build_index(settings, progress=not args.quiet, full=args.full, log=_progress_printer(args.quiet))
+    _print_build(report)
     return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from .builder import build_index
+    from .sources import add_sources
+
+    settings = _settings(args)
+    result = add_sources(args.sources, Path(settings.corpus_dir), replace=args.replace, timeout=args.timeout, max_bytes=args.max_bytes)
+    for line in result.lines():
+        print(line)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if result.changed and not args.no_index:
+        _print_build(build_index(settings, progress=not args.quiet, log=_progress_printer(args.quiet)))
+    return 1 if result.failed else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -171,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-stale", action="store_true", help="build only when the index is missing or out of date")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("add", help="copy files, folders or web pages into the corpus and update the index", description="Copy files or folders (.txt .md .html .htm .pdf .docx .jsonl) into the corpus, or download http(s) URLs into corpus/web/ with their source URL recorded, then update the index incrementally.")
+    p.add_argument("sources", nargs="+", metavar="PATH_OR_URL", help="files, folders or http(s) URLs")
+    _common(p, corpus=True)
+    p.add_argument("--replace", action="store_true", help="overwrite corpus files of the same name that differ")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="give up on a download after this long (default 30)")
+    p.add_argument("--max-bytes", type=int, default=None, metavar="N", help="refuse downloads larger than N bytes (default: the 20 MB source limit)")
+    p.add_argument("--no-index", action="store_true", help="only copy into the corpus; do not update the index")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("search", help="rank passages for a question", description="Show the passages retrieved for a question.")
     p.add_argument("question")

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from .errors import CorpusError, SourceError
 
 INTRO = "Introduction"
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+# Text-like sources (txt, md, html, jsonl) are held in memory whole and sentence-split; 20 MB of text is already
+# minutes of chunking, so larger files are skipped by size before a byte is read.
 MAX_FILE_BYTES = 20_000_000
+# PDF and DOCX files are mostly images and compressed XML; their extracted text is far smaller than the file.
+MAX_PACKAGE_BYTES = 200_000_000
+# `leftqa add URL` records where a file came from in a sidecar beside it: NAME.EXT + SIDECAR.
+SIDECAR = ".source.json"
 
 # MediaWiki image lines: "File:Name.jpg|thumb|upright|Caption text". Only the caption carries facts.
 _FILE_LINE = re.compile(r"^(?:File|Image):[^|\n]*\|(?:[^|\n]*\|)*")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+# Lines that start their own Markdown block (list item, quote, table row) rather than continue a paragraph.
+_MD_BLOCK_START = re.compile(r"^(?:[-*+]\s|\d+[.)]\s|>|\|)")
 _SENTENCE_END = (".", "!", "?", ":", ";", ",")
 
 
@@ -109,25 +119,36 @@ def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ..
     title, section, blocks = fallback_title, INTRO, []
     in_fence = False
     seen_body = False
+    titled = False  # a flag, not `title == fallback_title`: a heading may repeat the file name
+    continues = False  # the previous line was paragraph text, so a wrapped next line belongs to it
     for start, _end, line in _lines(text):
         stripped = line.strip()
         if stripped.startswith("```") or stripped.startswith("~~~"):
             in_fence = not in_fence
+            continues = False
             continue
         if not stripped:
+            continues = False
             continue
         m = None if in_fence else _MD_HEADING.match(stripped)
         if m:
             heading = m.group(2).strip()
-            if len(m.group(1)) == 1 and not seen_body and title == fallback_title:
-                title = heading or fallback_title
+            if len(m.group(1)) == 1 and not seen_body and not titled:
+                title, titled = heading or fallback_title, True
             elif heading:
                 section = heading
+            continues = False
             continue
         span = _body_span(start, line)
         if span:
-            blocks.append(Block(section, *span))
+            caption = bool(_FILE_LINE.match(line))
+            # Markdown wraps a paragraph over consecutive lines; one block keeps its sentences whole.
+            if continues and not caption and not _MD_BLOCK_START.match(stripped):
+                blocks[-1] = Block(section, blocks[-1].start, span[1])
+            else:
+                blocks.append(Block(section, *span))
             seen_body = True
+            continues = not in_fence and not caption
     return title, tuple(blocks)
 
 
@@ -157,17 +178,25 @@ def parse_text_document(doc_id: str, text: str, suffix: str, fallback_title: str
     return Document(doc_id=doc_id, title=title, text=text, blocks=blocks, source=source)
 
 
-def read_text_file(path: Path, doc_id: str) -> Document:
-    """Read one .txt/.md file."""
+def load_bytes(path: Path, doc_id: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a source file, refusing files over `limit` before reading them."""
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SourceError(f"{doc_id}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit, skipped")
+        if size > limit:
+            raise SourceError(f"{doc_id}: {size / 1e6:.0f} MB is over the {limit / 1e6:.0f} MB limit, skipped")
         data = path.read_bytes()
     except PermissionError:
         raise SourceError(f"{doc_id}: permission denied, skipped") from None
     except OSError as exc:
         raise SourceError(f"{doc_id}: cannot be read ({exc.strerror or exc}), skipped") from None
+    if not data or (len(data) < 65536 and not data.strip()):
+        raise SourceError(f"{doc_id}: empty file, skipped")
+    return data
+
+
+def read_text_file(path: Path, doc_id: str) -> Document:
+    """Read one .txt/.md file."""
+    data = load_bytes(path, doc_id)
     text = decode(data, doc_id)
     doc = parse_text_document(doc_id, text, path.suffix.lower(), title_from_name(path))
     if not doc.blocks:
@@ -212,20 +241,68 @@ def list_sources(root: Path, suffixes: tuple[str, ...]) -> tuple[list[tuple[Path
                 stack.append(entry)
             elif entry.suffix.lower() in suffixes:
                 seen.add(real)
+                if not entry.is_file():  # a FIFO or device named like a document would block or never end
+                    warnings.append(f"{rel}: not a regular file, skipped")
+                    continue
                 found.append((entry, rel))
     found.sort(key=lambda item: item[1])
     return found, warnings
 
 
-READERS = {suffix: read_text_file for suffix in TEXT_SUFFIXES}
+def _lazy(name: str) -> Callable[[Path, str], Document]:
+    """A reader from formats.py, imported on first use so the corpus module stays light."""
+
+    def reader(path: Path, doc_id: str) -> Document:
+        from . import formats
+
+        return getattr(formats, name)(path, doc_id)
+
+    reader.__name__ = name
+    return reader
+
+
+READERS: dict[str, Callable[[Path, str], Document]] = {
+    **{suffix: read_text_file for suffix in TEXT_SUFFIXES},
+    ".html": _lazy("read_html"),
+    ".htm": _lazy("read_html"),
+    ".pdf": _lazy("read_pdf"),
+    ".docx": _lazy("read_docx"),
+    ".jsonl": _lazy("read_jsonl"),
+}
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the provenance record of a source file lives."""
+    return path.with_name(path.name + SIDECAR)
+
+
+def read_source_url(path: Path) -> str:
+    """The URL a source file was downloaded from (recorded by `leftqa add`), or ""."""
+    side = sidecar_path(path)
+    try:
+        data = json.loads(side.read_text("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) else ""
 
 
 def read_document(path: Path, doc_id: str) -> Document:
-    """Parse one source file with the reader for its suffix."""
+    """Parse one source file with the reader for its suffix; any OS failure becomes a SourceError."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise SourceError(f"{doc_id}: unsupported file type {path.suffix!r}, skipped")
-    return reader(path, doc_id)
+    try:
+        doc = reader(path, doc_id)
+    except PermissionError:
+        raise SourceError(f"{doc_id}: permission denied, skipped") from None
+    except OSError as exc:
+        raise SourceError(f"{doc_id}: cannot be read ({exc.strerror or exc}), skipped") from None
+    if not doc.source:
+        url = read_source_url(path)
+        if url:
+            doc = replace(doc, source=url)
+    return doc
 
 
 def read_corpus(root: Path) -> tuple[list[Document], list[str]]:
@@ -240,14 +317,38 @@ def read_corpus(root: Path) -> tuple[list[Document], list[str]]:
     return docs, warnings
 
 
+def source_digest(path: Path) -> str:
+    """Hex sha256 of a source file's bytes (streamed) and of its provenance sidecar, if any; "" if unreadable."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        h = hashlib.sha256()
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            h.update(b"\x00source\x00" + side.read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest()
+
+
+def source_digests(root: Path) -> tuple[dict[str, str], list[str]]:
+    """{doc_id: source_digest} of every source file under root, in path order; plus listing warnings."""
+    found, warnings = list_sources(root, tuple(READERS))
+    return {doc_id: source_digest(path) for path, doc_id in found}, warnings
+
+
+def fingerprint_of(digests: dict[str, str]) -> str:
+    """The corpus fingerprint from per-file digests (see `corpus_fingerprint`)."""
+    h = hashlib.sha256()
+    for doc_id, digest in digests.items():
+        h.update(doc_id.encode("utf-8") + b"\x00" + bytes.fromhex(digest))
+    return h.hexdigest()[:32]
+
+
 def corpus_fingerprint(root: Path) -> str:
     """Hash of every source file's path and bytes: changes whenever the corpus changes."""
-    found, _ = list_sources(root, tuple(READERS))
-    h = hashlib.sha256()
-    for path, doc_id in found:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = b""
-        h.update(doc_id.encode("utf-8") + b"\x00" + hashlib.sha256(data).digest())
-    return h.hexdigest()[:32]
+    return fingerprint_of(source_digests(root)[0])
