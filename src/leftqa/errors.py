@@ -45,3 +45,7 @@ class EvalError(LeftQAError):
 
 class ModelError(LeftQAError):
     """The embedding model cannot be loaded."""
+
+
+class FeedbackError(LeftQAError):
+    """A feedback line cannot be written."""
