@@ -15,8 +15,8 @@ _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # Elements whose boundaries end a paragraph; everything else (a, em, span, …) is inline.
 _BLOCK_TAGS = _HEADINGS | {
     "address", "article", "blockquote", "body", "br", "caption", "dd", "details", "div", "dl", "dt",
-    "figcaption", "figure", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table", "tbody",
-    "td", "tfoot", "th", "thead", "tr", "ul",
+    "figcaption", "figure", "footer", "header", "hgroup", "hr", "li", "main", "ol", "p", "pre", "section",
+    "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
 }  # fmt: skip
 # Never main text: code, styling, page chrome and widgets.
 _DROP_TAGS = (
