@@ -191,7 +191,7 @@ def _atomic_write(dest: Path, data: bytes) -> None:
 def url_file_name(url: str, suffix: str) -> str:
     """A safe, readable file name for a URL: host and path as a slug (no slashes, no leading dot) plus suffix."""
     parts = urlsplit(url)
-    path = parts.path.rstrip("/")
+    path = "/".join(seg for seg in parts.path.split("/") if seg not in ("", ".", ".."))
     stem, dot, ext = path.rpartition(".")
     if dot and "/" not in ext and f".{ext.lower()}" in (suffix, ".htm", ".html"):
         path = stem
