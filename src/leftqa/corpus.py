@@ -153,13 +153,19 @@ def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ..
 
 
 def decode(data: bytes, name: str) -> str:
-    """UTF-8 text of a file (BOM allowed), or SourceError for binary or other encodings."""
-    if b"\x00" in data[:8192]:
+    """UTF-8 text of a file (BOM allowed; UTF-16 with a BOM too), or SourceError for binary or other encodings."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise SourceError(f"{name}: not valid UTF-16 despite its byte-order mark, skipped") from None
+    elif b"\x00" in data[:8192]:
         raise SourceError(f"{name}: looks binary (NUL bytes), skipped")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{name}: not valid UTF-8 (byte {exc.start}), skipped; re-save it as UTF-8") from None
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{name}: not valid UTF-8 (byte {exc.start}), skipped; re-save it as UTF-8") from None
     controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
     if controls > 8:
         raise SourceError(f"{name}: looks binary (control characters), skipped")
@@ -213,7 +219,7 @@ def list_sources(root: Path, suffixes: tuple[str, ...]) -> tuple[list[tuple[Path
     real_root = root.resolve()
     found: list[tuple[Path, str]] = []
     warnings: list[str] = []
-    seen: set[Path] = set()
+    seen: set[Path] = {real_root}  # so a link back to the root (or an ancestor folder) is not walked twice
     stack = [root]
     while stack:
         folder = stack.pop()
