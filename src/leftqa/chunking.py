@@ -11,6 +11,7 @@ from .corpus import Block, Document
 from .records import Passage, Sentence
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SPACE_CHAR = re.compile(r"\s")
 
 
 @lru_cache(maxsize=1)
@@ -25,15 +26,18 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) offsets of the sentences of one paragraph, trimmed of surrounding whitespace."""
     spans: list[tuple[int, int]] = []
     pos = 0
-    for piece in _segmenter().segment(text):
+    # pysbd ends a sentence at a line break ("exiled in\nFebruary 1929."); a wrapped paragraph is one text, so
+    # it sees every whitespace character as a space. Same length, so offsets into `text` stay exact.
+    flat = _SPACE_CHAR.sub(" ", text)
+    for piece in _segmenter().segment(flat):
         stripped = piece.strip()
         if not stripped:
             pos += len(piece)
             continue
-        found = text.find(stripped, pos)
+        found = flat.find(stripped, pos)
         if found < 0:  # pysbd never rewrites with clean=False; guard anyway so offsets stay true
             found = pos
-            stripped = text[pos : pos + len(stripped)]
+            stripped = flat[pos : pos + len(stripped)]
         spans.append((found, found + len(stripped)))
         pos = found + len(stripped)
     return _merge_fragments(text, spans)
