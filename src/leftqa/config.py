@@ -41,6 +41,13 @@ class Settings:
             raise ConfigError(f"top_k must be between 1 and 1000 (got {self.top_k})")
         if not 1 <= self.max_answer_sentences <= 10:
             raise ConfigError("max_answer_sentences must be between 1 and 10")
+        # Unchecked, these failed deep inside the embedder or rejected every question.
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1 (got {self.batch_size})")
+        if self.max_question_chars < 1:
+            raise ConfigError(f"max_question_chars must be at least 1 (got {self.max_question_chars})")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be 0 (library default) or more (got {self.threads})")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
