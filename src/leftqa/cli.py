@@ -146,9 +146,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
                 raise QuestionError('"history" must be a list of earlier questions (strings)')
             out = assistant.ask(item["question"], history, args.mode).to_dict()
-        except (ValueError, LeftQAError) as exc:
+        except (ValueError, RecursionError, LeftQAError) as exc:  # RecursionError: JSON nested too deeply
             failures += 1
-            msg = f"invalid JSON: {exc}" if isinstance(exc, ValueError) and not isinstance(exc, LeftQAError) else str(exc)
+            msg = str(exc) if isinstance(exc, LeftQAError) else f"invalid JSON: {exc}"
             out = {"line": lineno, "error": msg}
         if args.json:
             _print_json(out)
