@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -281,9 +280,7 @@ def test_cli_index_prints_report_and_warnings(settings: Settings, capsys: pytest
     lines = out.splitlines()
     assert lines[0].startswith("3 documents: 3 added, 0 changed, 0 removed, 0 unchanged; ")
     assert err.splitlines() == ["warning: empty.txt: empty file, skipped"]
-    t0 = time.perf_counter()
     assert cli.main(args) == 0
-    assert time.perf_counter() - t0 < 30  # generous: the point is it does not re-embed, see benchmarks for timings
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == "3 documents: 0 added, 0 changed, 0 removed, 3 unchanged; 0 passages embedded"
     assert "up to date" in out.splitlines()[1]
