@@ -12,6 +12,8 @@ from .records import Passage, Sentence
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SPACE_CHAR = re.compile(r"\s")
+# pysbd ends a sentence after "c." / "ca." (circa) before a year: "born c. 1880" is one sentence.
+_CIRCA = re.compile(r"(?:^|[\s(\[])(?:c|ca|cca|circa)\.$")
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +50,8 @@ def _merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
     out: list[tuple[int, int]] = []
     for start, end in spans:
         piece = text[start:end]
-        if out and (len(_WORD.findall(piece)) == 0 or (piece[:1].islower() and not piece[:2].isupper())):
+        after_circa = bool(out) and _CIRCA.search(text[out[-1][0] : out[-1][1]]) is not None
+        if out and (len(_WORD.findall(piece)) == 0 or (piece[:1].islower() and not piece[:2].isupper()) or after_circa):
             out[-1] = (out[-1][0], end)
         else:
             out.append((start, end))
