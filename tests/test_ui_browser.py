@@ -1,0 +1,170 @@
+"""The chat UI in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright) against the real server.
+
+Skipped only where no Chromium exists; with LEFTQA_REQUIRE_BROWSER set (as .ci/run does) a missing or broken
+browser fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+ANTWERP = "Who led the Antwerp Group?"
+EVIL = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
+TIMEOUT_MS = 60_000
+
+
+def require_browser() -> None:
+    reason = ""
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install -e '.[dev]')"
+    if reason and os.environ.get("LEFTQA_REQUIRE_BROWSER"):
+        pytest.fail(f"LEFTQA_REQUIRE_BROWSER is set but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Chromium context with a new, empty profile."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM), args=ARGS, headless=True, viewport={"width": 1400, "height": 900},
+        )
+        yield ctx
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser, real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
+    """URL of the real app serving the session's real index on 127.0.0.1."""
+    from leftqa.ui import build_app, launch
+
+    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-browser") / "feedback.jsonl")
+    app = build_app(real_assistant, settings)
+    url = launch(app, "127.0.0.1", free_port(), block=False)
+    yield url
+    app.close()
+
+
+class Visit:
+    """One page of the app, recording dialogs (an alert would mean injected script ran) and off-host requests."""
+
+    def __init__(self, browser, url: str) -> None:  # noqa: ANN001
+        self.url = url
+        self.page = browser.new_page()
+        self.dialogs: list[str] = []
+        self.external: list[str] = []
+        self.page.on("dialog", self._dialog)
+        self.page.on("request", lambda r: None if r.url.startswith((url.rstrip("/"), "data:", "blob:")) else self.external.append(r.url))
+        self.page.goto(url)
+        self.page.locator("#lq-question textarea").wait_for(timeout=TIMEOUT_MS)
+
+    def _dialog(self, dialog) -> None:  # noqa: ANN001
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def ask(self, question: str) -> None:
+        """Type a question, press Enter, and wait until its answer bubble is in place."""
+        bubbles = self.page.locator("#lq-chat .lq-answer, #lq-chat .lq-abstain, #lq-chat .lq-error")
+        before = bubbles.count()
+        box = self.page.locator("#lq-question textarea")
+        box.fill(question)
+        box.press("Enter")
+        self.page.wait_for_function(
+            "n => document.querySelectorAll('#lq-chat .lq-answer, #lq-chat .lq-abstain, #lq-chat .lq-error').length > n",
+            arg=before, timeout=TIMEOUT_MS,
+        )
+
+
+@pytest.fixture
+def visit(browser, server: str) -> Iterator[Visit]:  # noqa: ANN001
+    v = Visit(browser, server)
+    yield v
+    v.page.close()
+    assert v.dialogs == [], f"a dialog opened: {v.dialogs}"
+    assert v.external == [], f"the page fetched from other hosts: {v.external}"
+
+
+def test_answer_shows_markers_and_highlighted_sources_and_markers_bring_them_into_view(visit: Visit, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    expect(page.locator("#lq-chat").get_by_text(ANTWERP)).to_be_visible()  # an example question on first load
+    visit.ask(ANTWERP)
+    marker = page.locator('#lq-chat a.lq-cite[href="#lq-src-1-1"]')
+    expect(marker).to_be_visible()
+    expect(marker).to_have_text("[1]")
+    expect(page.locator("#lq-chat .lq-answer").last).to_contain_text("led by Hermann Knüfken.")
+    source = page.locator("#lq-src-1-1")
+    expect(source.locator("mark.lq-quote")).to_be_visible()
+    expect(source.locator("mark.lq-quote")).to_contain_text("Hermann Knüfken")
+    marker.hover()
+    expect(source).to_have_class("lq-source lq-cited lq-hover")
+    assert "Anti-Stalinist left ›" in (marker.get_attribute("title") or "")
+
+    visit.ask("What did they do in Spain?")
+    expect(page.locator("#lq-chat .lq-searched").last).to_contain_text("Searched for:")
+    expect(page.locator("#lq-src-2-1")).to_be_visible()
+    # The first answer's source is now folded under "earlier answers": its marker must unfold and show it.
+    expect(source).to_be_hidden()
+    marker.click()
+    expect(source).to_be_in_viewport()
+    expect(source).to_have_class("lq-source lq-cited lq-flash")
+    shot = tmp_path / "answer.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
+
+
+def test_html_in_a_question_is_shown_as_text_and_never_runs(visit: Visit) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    visit.ask(EVIL)
+    expect(page.locator("#lq-chat .lq-q").last).to_have_text(EVIL)
+    expect(page.locator("#lq-chat .lq-abstain").last).to_contain_text("Not in the corpus.")
+    expect(page.locator("#lq-sources")).to_contain_text("Closest material — not an answer")
+    page.wait_for_timeout(500)  # give an injected handler time to fire, were there one
+    assert page.locator('img[src="x"]').count() == 0
+    assert page.locator("#lq-chat script, #lq-sources script").count() == 0
+
+
+def test_example_feedback_and_clear(visit: Visit) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    page.locator("#lq-chat").get_by_text("When was Trotsky exiled?").click()
+    page.wait_for_function("() => document.querySelectorAll('#lq-chat .lq-answer, #lq-chat .lq-abstain').length > 0", timeout=TIMEOUT_MS)
+    expect(page.locator("#lq-chat .lq-q")).to_have_text(["When was Trotsky exiled?"])
+    page.locator("#lq-helpful").click()
+    expect(page.locator("#lq-status")).to_contain_text("recorded")
+    page.locator("#lq-clear").click()
+    expect(page.locator("#lq-chat .lq-q")).to_have_count(0)
+    expect(page.locator("#lq-chat").get_by_text(ANTWERP)).to_be_visible()

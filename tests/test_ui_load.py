@@ -1,0 +1,62 @@
+"""A small run of benchmarks/load.py against the real server: concurrent conversations, no failed request, and a
+new visitor still served meanwhile. The full 20 x 25 run is `python benchmarks/load.py` (figures, not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+LOAD_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+
+
+def load_module() -> ModuleType:
+    """benchmarks/load.py, imported once (benchmarks/ is a folder of scripts, not a package)."""
+    if "leftqa_bench_load" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("leftqa_bench_load", LOAD_PY)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["leftqa_bench_load"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
+    from leftqa.ui import build_app, launch
+
+    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-load") / "feedback.jsonl")
+    app = build_app(real_assistant, settings)
+    url = launch(app, "127.0.0.1", free_port(), block=False)
+    yield url
+    app.close()
+
+
+def test_concurrent_conversations_all_succeed_and_a_newcomer_is_served(server: str) -> None:
+    load = load_module()
+    questions = load.eval_questions()
+    assert len(questions) >= 20
+    report = load.run_load(server, conversations=4, questions=5, pool=questions)
+    print(report.summary())
+    assert report.errors == () and report.failures == 0
+    assert (report.requests, report.conversations, report.questions) == (20, 4, 5)
+    assert report.visitor_ok
+    assert 0 < report.p50_ms <= report.p95_ms <= report.max_ms
+
+
+@pytest.mark.parametrize(("values", "q", "expected"), [([5, 1, 3, 2, 4], 50, 3), ([5, 1, 3, 2, 4], 95, 5), ([7], 95, 7), (list(range(1, 101)), 95, 95)])
+def test_percentile_is_nearest_rank(values: list[float], q: float, expected: float) -> None:
+    assert load_module().percentile(values, q) == expected
