@@ -96,6 +96,24 @@ def test_plain_crlf_and_indentation_keep_offsets_exact() -> None:
     assert texts(text, blocks) == [(INTRO, "Indented paragraph."), (INTRO, "A caption."), ("Part two", "End.")]
 
 
+def test_plain_hard_wrapped_paragraph_is_one_block() -> None:
+    # A long line that does not end like a sentence was cut by a hard wrap; the next line continues it.
+    text = (
+        "Title\n\nLeon Trotsky was exiled by Stalin in February 1929, after a long\n"
+        "struggle inside the party. He went to Turkey first\nand later to Mexico.\n"
+        "Short list item\nAnother list item\n"
+        "File:x.jpg|thumb|A caption that does not end with a stop at all\nAfter the caption.\n"
+    )
+    _, blocks = parse_plain(text, "fallback")
+    assert texts(text, blocks) == [
+        (INTRO, "Leon Trotsky was exiled by Stalin in February 1929, after a long\nstruggle inside the party. He went to Turkey first\nand later to Mexico."),
+        (INTRO, "Short list item"),
+        (INTRO, "Another list item"),
+        (INTRO, "A caption that does not end with a stop at all"),
+        (INTRO, "After the caption."),
+    ]
+
+
 @pytest.mark.parametrize(
     ("line", "caption"),
     [

@@ -27,6 +27,8 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # Lines that start their own Markdown block (list item, quote, table row) rather than continue a paragraph.
 _MD_BLOCK_START = re.compile(r"^(?:[-*+]\s|\d+[.)]\s|>|\|)")
 _SENTENCE_END = (".", "!", "?", ":", ";", ",")
+_PARAGRAPH_END = (".", "!", "?", ":", ";", "…", '"', "”", "’", "'", ")", "]")
+_WRAP_MIN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,10 @@ def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]
     blank = [not ln.strip() for _, _, ln in lines]
     title, section, blocks = fallback_title, INTRO, []
     first = next((i for i in range(n) if not blank[i]), None)
+    wrapped = False  # the previous line was cut mid-sentence (hard-wrapped text), so this line continues it
     for i, (start, _end, line) in enumerate(lines):
         if blank[i]:
+            wrapped = False
             continue
         prev_blank = i == 0 or blank[i - 1]
         next_blank = i == n - 1 or blank[i + 1]
@@ -107,10 +111,19 @@ def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]
                 title = line.strip()
             else:
                 section = line.strip()
+            wrapped = False
             continue
         span = _body_span(start, line)
         if span:
-            blocks.append(Block(section, *span))
+            caption = bool(_FILE_LINE.match(line))
+            if wrapped and not caption:
+                blocks[-1] = Block(section, blocks[-1].start, span[1])
+            else:
+                blocks.append(Block(section, *span))
+            # The seed puts one paragraph per line, each ending like a sentence; a long line that does not is
+            # a hard wrap (short unpunctuated lines are list items or labels and stay on their own).
+            body = line.strip()
+            wrapped = not caption and len(body) >= _WRAP_MIN_CHARS and not body.endswith(_PARAGRAPH_END)
     return title, tuple(blocks)
 
 
