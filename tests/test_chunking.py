@@ -138,6 +138,20 @@ def test_short_paragraphs_join_within_a_section_but_never_across_sections() -> N
     check_offsets(doc, passages)
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("guide.md", "# Guide\n\n## Part A\n\n### Notes\n\nShort note one.\n\n## Part B\n\n### Notes\n\nShort note two.\n"),
+        ("guide.txt", "Guide\n\nNotes\n\nShort note one.\n\nNotes\n\nShort note two.\n"),
+    ],
+)
+def test_sections_sharing_a_name_are_never_joined(name: str, text: str) -> None:
+    doc = doc_from(text, name)
+    assert [text[b.heading : b.heading + len("### Notes")].lstrip("# ").startswith("Notes") for b in doc.blocks] == [True, True]
+    passages = chunk_document(doc, min_words=40, max_words=150)
+    assert [(p.section, p.text) for p in passages] == [("Notes", "Short note one."), ("Notes", "Short note two.")]
+
+
 def test_joined_pieces_never_exceed_max_words() -> None:
     paragraphs = "\n".join(sentence_text(i, 30) for i in range(6))  # six 30-word paragraphs, one section
     doc = doc_from(f"Title\n\n{paragraphs}\n")

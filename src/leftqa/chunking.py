@@ -71,6 +71,7 @@ class _Unit:
     end: int
     page: int | None
     words: int
+    heading: int = -1
 
 
 def _units(doc: Document) -> list[_Unit]:
@@ -78,7 +79,9 @@ def _units(doc: Document) -> list[_Unit]:
     for b_i, block in enumerate(doc.blocks):
         para = doc.text[block.start : block.end]
         for s, e in split_sentences(para):
-            units.append(_Unit(block.section, b_i, block.start + s, block.start + e, block.page, word_count(para[s:e])))
+            units.append(
+                _Unit(block.section, b_i, block.start + s, block.start + e, block.page, word_count(para[s:e]), block.heading)
+            )
     return units
 
 
@@ -117,7 +120,8 @@ def _groups(units: list[_Unit], min_words: int, max_words: int) -> list[list[_Un
         if groups:
             prev = groups[-1]
             prev_words = sum(u.words for u in prev)
-            same_section = prev[0].section == piece[0].section and prev[0].page == piece[0].page
+            first = piece[0]
+            same_section = (prev[0].section, prev[0].heading, prev[0].page) == (first.section, first.heading, first.page)
             if same_section and (prev_words < min_words or words < min_words) and prev_words + words <= max_words:
                 prev.extend(piece)
                 continue

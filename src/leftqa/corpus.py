@@ -39,6 +39,9 @@ class Block:
     start: int
     end: int
     page: int | None = None
+    # Document offset of the heading line that opened this section (-1: none or unknown); tells apart two
+    # sections that share a name ("Notes" under two parts), so a passage never joins them.
+    heading: int = -1
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]
     blank = [not ln.strip() for _, _, ln in lines]
     title, section, blocks = fallback_title, INTRO, []
     first = next((i for i in range(n) if not blank[i]), None)
+    heading_at = -1
     wrapped = False  # the previous line was cut mid-sentence (hard-wrapped text), so this line continues it
     for i, (start, _end, line) in enumerate(lines):
         if blank[i]:
@@ -110,16 +114,16 @@ def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]
             if i == first and i + 1 < n:
                 title = line.strip()
             else:
-                section = line.strip()
+                section, heading_at = line.strip(), start
             wrapped = False
             continue
         span = _body_span(start, line)
         if span:
             caption = bool(_FILE_LINE.match(line))
             if wrapped and not caption:
-                blocks[-1] = Block(section, blocks[-1].start, span[1])
+                blocks[-1] = Block(section, blocks[-1].start, span[1], heading=heading_at)
             else:
-                blocks.append(Block(section, *span))
+                blocks.append(Block(section, *span, heading=heading_at))
             # The seed puts one paragraph per line, each ending like a sentence; a long line that does not is
             # a hard wrap (short unpunctuated lines are list items or labels and stay on their own).
             body = line.strip()
@@ -132,6 +136,7 @@ def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ..
     title, section, blocks = fallback_title, INTRO, []
     in_fence = False
     seen_body = False
+    heading_at = -1
     titled = False  # a flag, not `title == fallback_title`: a heading may repeat the file name
     continues = False  # the previous line was paragraph text, so a wrapped next line belongs to it
     for start, _end, line in _lines(text):
@@ -149,7 +154,7 @@ def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ..
             if len(m.group(1)) == 1 and not seen_body and not titled:
                 title, titled = heading or fallback_title, True
             elif heading:
-                section = heading
+                section, heading_at = heading, start
             continues = False
             continue
         span = _body_span(start, line)
@@ -157,9 +162,9 @@ def parse_markdown(text: str, fallback_title: str) -> tuple[str, tuple[Block, ..
             caption = bool(_FILE_LINE.match(line))
             # Markdown wraps a paragraph over consecutive lines; one block keeps its sentences whole.
             if continues and not caption and not _MD_BLOCK_START.match(stripped):
-                blocks[-1] = Block(section, blocks[-1].start, span[1])
+                blocks[-1] = Block(section, blocks[-1].start, span[1], heading=heading_at)
             else:
-                blocks.append(Block(section, *span))
+                blocks.append(Block(section, *span, heading=heading_at))
             seen_body = True
             continues = not in_fence and not caption
     return title, tuple(blocks)
