@@ -50,6 +50,16 @@ class Turn:
 
     query: str
     sentences: tuple[str, ...]
+    quoted: frozenset[tuple[str, int]]  # (passage id, sentence index) of each quoted sentence
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How a question is searched: the shown query, the conversation context apart, and what was just quoted."""
+
+    query: str
+    context: str
+    seen: frozenset[tuple[str, int]]
 
 
 class Assistant:
@@ -91,12 +101,15 @@ class Assistant:
         q = clean_question(question, self.settings.max_question_chars)
         return self.retriever.search(q, mode or self.settings.mode, k or self.settings.top_k)
 
-    def _resolve(self, question: str, history: tuple[str, ...], mode: str) -> str:
+    def _resolve(self, question: str, history: tuple[str, ...], mode: str) -> "Resolved":
         """The effective query for `question` after `history` (earlier user questions, oldest first)."""
-        if not history or not needs_context(question):
-            return question
+        if not history:
+            return Resolved(question, "", frozenset())
         prev = self._turn(history, mode)
-        return build_query(question, context_terms(prev.query, list(prev.sentences)))
+        if not needs_context(question):
+            return Resolved(question, "", prev.quoted)
+        context = context_terms(prev.query, list(prev.sentences))
+        return Resolved(build_query(question, context), ", ".join(context), prev.quoted)
 
     def _turn(self, history: tuple[str, ...], mode: str) -> Turn:
         """The last history turn resolved and answered (cached: a conversation re-asks its past each turn)."""
@@ -106,10 +119,16 @@ class Assistant:
         if cached is not None:
             return cached
         last = clean_question(history[-1], self.settings.max_question_chars)
-        query = self._resolve(last, history[:-1], mode)
-        r = self.retriever.retrieve(query, mode, self.settings.top_k)
-        chosen = ans.select(ans.score_sentences(self.retriever, r, last, query), self.settings.max_answer_sentences)
-        turn = Turn(query, tuple(self.index.passages[c.pos].sentences[c.index_in_passage].text for c in chosen))
+        resolved = self._resolve(last, history[:-1], mode)
+        retriever = self.retriever
+        r = retriever.retrieve(resolved.query, mode, self.settings.top_k, question=last, context=resolved.context)
+        chosen = ans.select(ans.score_sentences(retriever.index, r, seen=resolved.seen), self.settings.max_answer_sentences)
+        passages = retriever.index.passages
+        turn = Turn(
+            resolved.query,
+            tuple(passages[c.pos].sentences[c.index_in_passage].text for c in chosen),
+            frozenset((passages[c.pos].id, c.index_in_passage) for c in chosen),
+        )
         with self._lock:
             self._turns[key] = turn
             while len(self._turns) > 512:
@@ -122,21 +141,23 @@ class Assistant:
         mode = mode or self.settings.mode
         q = clean_question(question, self.settings.max_question_chars)
         hist = tuple(h for h in (" ".join(_CONTROL.sub(" ", str(h)).split()) for h in history) if h)
-        query = self._resolve(q, hist, mode)
-        r = self.retriever.retrieve(query, mode, max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER))
-        candidates = ans.score_sentences(self.retriever, r, q, query)
-        evidence = ans.evidence(candidates, r, self.index, query)
-        conf = ans.confidence(evidence, self.calibration["weights"])
-        hits = tuple(self.retriever.hits(r)[: self.settings.top_k])
-        abstain = not candidates or conf < float(self.calibration["threshold"])
+        resolved = self._resolve(q, hist, mode)
+        retriever, calibration = self.retriever, self.calibration  # one consistent snapshot across a reload
+        k = max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER)
+        r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
+        candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
+        evidence = ans.evidence(candidates, r)
+        conf = ans.confidence(evidence, calibration["weights"])
+        hits = tuple(retriever.hits(r)[: self.settings.top_k])
+        abstain = not candidates or conf < float(calibration["threshold"])
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
             chosen = ans.select(candidates, self.settings.max_answer_sentences)
-            text, citations = ans.cite(self.index, chosen, ans.selection_scores(r))
+            text, citations = ans.cite(retriever.index, chosen, r)
         return Answer(
             question=q,
-            query=query,
+            query=resolved.query,
             abstained=abstain,
             answer=text,
             citations=citations,

@@ -23,12 +23,14 @@ def content_words(text: str) -> list[str]:
 
 
 def names(text: str) -> list[str]:
-    """Capitalised names in a text (multi-word runs kept together), skipping sentence-initial function words."""
+    """Capitalised names in a text (multi-word runs kept together); a lone capitalised first word is not a name."""
     out = []
     for m in _CAPITAL.finditer(text):
         parts = [p for p in m.group(0).split() if p not in _GENERIC_CAPS]
-        if parts:
-            out.append(" ".join(parts))
+        sentence_initial = m.start() == 0 or text[: m.start()].rstrip().endswith((".", "!", "?", ":", '"', "“"))
+        if not parts or (sentence_initial and len(parts) == 1 and m.group(0) == parts[0]):
+            continue
+        out.append(" ".join(parts).rstrip("'’s").rstrip("'’"))
     return list(dict.fromkeys(out))
 
 
@@ -46,22 +48,22 @@ def needs_context(question: str) -> bool:
 
 
 def context_terms(previous_query: str, answer_sentences: list[str]) -> list[str]:
-    """What the conversation is about: names and content words of the last query, then names in its answer."""
-    terms_: list[str] = []
-    for name in names(previous_query):
-        terms_.append(name)
+    """What the conversation is about: names and content words of the last query, then two names from its answer."""
+    terms_: list[str] = list(names(previous_query))
     for w in content_words(previous_query):
         if not any(w in n.lower().split() for n in terms_):
             terms_.append(w)
+    added = 0
     for sentence in answer_sentences[:1]:
         for name in names(sentence):
-            if name.lower() not in (t.lower() for t in terms_):
+            if added < 2 and name.lower() not in (t.lower() for t in terms_):
                 terms_.append(name)
+                added += 1
     return terms_[:MAX_CONTEXT_TERMS]
 
 
 def build_query(question: str, context: list[str]) -> str:
-    """The retrieval query: the new question first (weighted highest by repetition in BM25), then the context."""
+    """The effective query shown to the user: the new question, then the conversation's context in brackets."""
     if not context:
         return question
     return f"{question.strip()} ({', '.join(context)})"

@@ -38,10 +38,16 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", text).strip().casefold()
 
 
+def fold(text: str) -> str:
+    """Text without diacritics ("Knüfken" -> "Knufken"), so spellings with and without accents match."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens, possessives stripped ("Stalin's" -> "stalin")."""
+    """Lower-cased, accent-folded word tokens, possessives stripped ("Stalin's" -> "stalin")."""
     out = []
-    for tok in _TOKEN.findall(unicodedata.normalize("NFC", text).translate(_QUOTES).lower()):
+    for tok in _TOKEN.findall(fold(text).translate(_QUOTES).lower()):
         if tok.endswith("'s"):
             tok = tok[:-2]
         out.append(tok.replace("'", ""))
