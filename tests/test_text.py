@@ -12,6 +12,7 @@ from leftqa.text import is_stopword, normalise, stems, terms, words
     [
         ("Stalin's rule", ["stalin", "rule"]),
         ("Stalin’s rule", ["stalin", "rule"]),  # typographic apostrophe
+        ("Hermann Knüfken led it.", ["hermann", "knufken", "led", "it"]),  # accents folded
         ("Hermann Knufken led it.", ["hermann", "knufken", "led", "it"]),
         ("Marxism–Leninism", ["marxism", "leninism"]),
         ("don't", ["dont"]),
