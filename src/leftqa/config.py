@@ -28,8 +28,10 @@ class Settings:
     max_answer_sentences: int = 3
     max_question_chars: int = 2000
     batch_size: int = 32
-    # Threads for torch and faiss on the query path; 0 leaves the libraries' defaults.
-    threads: int = 0
+    # Threads for the embedder and faiss on the query path; 0 leaves the libraries' defaults. One thread:
+    # a single query is too small to split, and on 2 shared cores a second thread mostly waits (FAISS single
+    # queries measured 2.5-7x slower with 2 OpenMP threads; see docs/scaling.md). Builds still use every core.
+    threads: int = 1
     feedback_path: Path = Path("evals/feedback.jsonl")
 
     def __post_init__(self) -> None:

@@ -1,20 +1,30 @@
-"""The on-disk index: passages (JSONL), vectors (.npy), FAISS and BM25 files, and a manifest; written atomically."""
+"""The on-disk index: passages (JSONL), vectors (.npy), FAISS and BM25 files, and a manifest; written atomically.
+
+Loading is cheap at any size: vectors, BM25 postings and the FAISS codes are memory-mapped, and passages are
+decoded from the JSONL only when a query touches them (through a line-offset table), so a 1M-passage index
+opens in seconds and keeps only what queries read in memory. The dense index is exact (flat inner product)
+below ANN_THRESHOLD passages and HNSW above it; the manifest records which, with its parameters.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, overload
 
 import numpy as np
 
 from . import __version__
+from .embed import split_backend
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from .records import Passage
 from .text import terms
@@ -23,12 +33,23 @@ FORMAT = "leftqa-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
+PASSAGE_OFFSETS = "passage_offsets.npy"  # byte offset of each JSONL line (+ end); optional for older indexes
+SENTENCE_STARTS = "sentence_starts.npy"  # first sentence row of each passage (+ end); optional likewise
 PASSAGE_VECTORS = "passage_vectors.npy"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 DENSE = "dense.faiss"
 TERMS = "terms.json"
 BM25_DIR = "bm25"
 REBUILD_HINT = "run `leftqa index` to rebuild it"
+
+# Exact search costs ~6 ms per query at 100K vectors and grows linearly (docs/scaling.md); above this many
+# passages an HNSW graph answers in about a millisecond at recall@10 >= 0.95 against exact search.
+ANN_THRESHOLD = 200_000
+HNSW = {"M": 32, "efConstruction": 80, "efSearch": 128}
+# Files above this size are checked at load by size and a hash of their first and last MiB (hashing a 6 GB
+# vector file would take longer than everything else a load does); smaller files by their full sha256.
+FULL_HASH_LIMIT = 64 << 20
+EDGE = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
@@ -40,13 +61,39 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_dense(vectors: np.ndarray) -> Any:
-    """Exact inner-product FAISS index over normalised vectors (cosine similarity)."""
+def edge_sha256(path: Path) -> str:
+    """Hex sha256 of a file's size, first MiB and last MiB: the quick load-time check of large files."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(EDGE))
+        f.seek(max(0, size - EDGE))
+        h.update(f.read(EDGE))
+    return h.hexdigest()
+
+
+def dense_spec(n: int, ann_threshold: int = ANN_THRESHOLD) -> dict[str, Any]:
+    """Which dense index `n` passages get: exact flat inner product, or HNSW with its parameters."""
+    if n < ann_threshold:
+        return {"type": "flat-ip"}
+    return {"type": f"hnsw{HNSW['M']}-ip", **HNSW}
+
+
+def build_dense(vectors: np.ndarray, spec: dict[str, Any] | None = None) -> Any:
+    """FAISS inner-product index over normalised vectors (cosine similarity): flat, or HNSW per `spec`."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    spec = spec or {"type": "flat-ip"}
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    if spec["type"] == "flat-ip":
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = int(spec["efConstruction"])
+        index.hnsw.efSearch = int(spec["efSearch"])
+    step = 100_000  # adding in slices keeps the float32 copy of a memory-mapped array small
+    for lo in range(0, len(vectors), step):
+        index.add(np.ascontiguousarray(vectors[lo : lo + step], dtype=np.float32))
     return index
 
 
@@ -60,12 +107,115 @@ def build_bm25(token_lists: list[list[str]]) -> Any:
     return retriever
 
 
+class Bm25Scorer:
+    """Query-time BM25 over the files bm25s saved, memory-mapped; same scores as bm25s, without importing it.
+
+    bm25s's numpy backend adds each query term's postings with np.add.at, ~70 queries/s at 100K passages;
+    a term's postings never repeat a document, so plain fancy-index addition gives bit-identical sums.
+    """
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, vocab: dict[str, int], params: dict[str, Any], nonoccurrence: np.ndarray | None) -> None:
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.vocab_dict = vocab
+        self.params = params
+        self.num_docs = int(params["num_docs"])
+        self.dtype = np.dtype(params.get("dtype", "float32"))
+        self.nonoccurrence_array = nonoccurrence
+
+    @classmethod
+    def load(cls, folder: Path) -> "Bm25Scorer":
+        """Open a folder written by `bm25s.BM25.save`."""
+        params = json.loads((folder / "params.index.json").read_text("utf-8"))
+        vocab = json.loads((folder / "vocab.index.json").read_text("utf-8"))
+        arrays = [np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False) for name in ("data", "indices", "indptr")]
+        nnoc = folder / "nonoccurrence_array.index.npy"
+        nonoccurrence = np.load(nnoc, allow_pickle=False) if nnoc.exists() else None
+        return cls(*arrays, vocab, params, nonoccurrence)
+
+    def get_scores(self, query_tokens: list[str] | list[int]) -> np.ndarray:
+        """BM25 score of every document for a tokenised query (unknown tokens ignored), as bm25s computes it."""
+        if query_tokens and isinstance(query_tokens[0], str):
+            ids = [self.vocab_dict[t] for t in query_tokens if t in self.vocab_dict]
+        else:
+            ids = [int(t) for t in query_tokens]
+        scores = np.zeros(self.num_docs, dtype=self.dtype)
+        for t in ids:
+            lo, hi = int(self.indptr[t]), int(self.indptr[t + 1])
+            scores[self.indices[lo:hi]] += self.data[lo:hi]
+        if self.nonoccurrence_array is not None:
+            scores += self.nonoccurrence_array[np.asarray(ids, dtype=np.int64)].sum()
+        return scores
+
+
+class PassageStore(Sequence):
+    """The passages of a saved index, decoded from the memory-mapped JSONL on first access (then cached)."""
+
+    def __init__(self, path: Path, offsets: np.ndarray, cache_size: int = 65_536) -> None:
+        self._path = path
+        self._offsets = offsets
+        size = int(offsets[-1]) if len(offsets) else 0
+        with path.open("rb") as f:
+            self._buf: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        self._decode = lru_cache(maxsize=cache_size)(self._decode_uncached)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> Passage: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Passage]: ...
+    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
+        if isinstance(i, slice):
+            return [self._decode(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        j = int(i) + n if int(i) < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"passage {i} out of range ({n} passages)")
+        return self._decode(j)
+
+    def __iter__(self) -> Iterator[Passage]:
+        for j in range(len(self)):
+            yield self._decode(j)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _decode_uncached(self, j: int) -> Passage:
+        raw = self._buf[int(self._offsets[j]) : int(self._offsets[j + 1])]
+        try:
+            return Passage.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"passage {j} in {self._path} cannot be read ({type(exc).__name__}); {REBUILD_HINT}") from None
+
+
+def line_offsets(path: Path) -> np.ndarray:
+    """Byte offset of the start of every line of a file, plus its size (for indexes saved without the table)."""
+    size = path.stat().st_size
+    if size == 0:
+        return np.zeros(1, dtype=np.int64)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10) + 1
+    ends = ends if len(ends) and ends[-1] == size else np.append(ends, size)
+    return np.concatenate([[0], ends]).astype(np.int64)
+
+
+def _sentence_starts(passages: Sequence) -> np.ndarray:
+    starts = np.zeros(len(passages) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(p.sentences) for p in passages])
+    return starts
+
+
 @dataclass
 class Index:
     """A loaded (or freshly built) index; read-only once built, so it can serve concurrent queries."""
 
     manifest: dict[str, Any]
-    passages: list[Passage]
+    passages: Sequence  # list[Passage] when built, PassageStore when loaded
     passage_vectors: np.ndarray
     sentence_vectors: np.ndarray
     sentence_starts: np.ndarray  # row in sentence_vectors of each passage's first sentence; len = passages + 1
@@ -84,25 +234,29 @@ class Index:
         passages: list[Passage],
         embed: Callable[[list[str]], np.ndarray],
         manifest: dict[str, Any],
+        ann_threshold: int = ANN_THRESHOLD,
     ) -> "Index":
         """Embed passages and their sentences and build the dense and BM25 indexes in memory."""
         passage_vectors = embed([p.text for p in passages])
         sentence_texts = [s.text for p in passages for s in p.sentences]
         sentence_vectors = embed(sentence_texts)
-        starts = np.zeros(len(passages) + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([len(p.sentences) for p in passages])
+        del sentence_texts
         token_lists = [terms(p.text) for p in passages]
         doc_freq = Counter(t for toks in token_lists for t in set(toks))
         dim = int(passage_vectors.shape[1]) if passage_vectors.ndim == 2 else 0
+        spec = dense_spec(len(passages), ann_threshold)
+        starts = _sentence_starts(passages)
         manifest = {
             **manifest,
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "leftqa_version": __version__,
+            "backend": split_backend(str(manifest.get("model", "")))[0],
             "dimension": dim,
             "passages": len(passages),
-            "sentences": len(sentence_texts),
-            "dense_index": "flat-ip",
+            "sentences": int(starts[-1]),
+            "dense_index": spec["type"],
+            "dense_params": {k: v for k, v in spec.items() if k != "type"},
         }
         return cls(
             manifest=manifest,
@@ -111,7 +265,7 @@ class Index:
             sentence_vectors=sentence_vectors,
             sentence_starts=starts,
             doc_freq=dict(sorted(doc_freq.items())),
-            dense=build_dense(passage_vectors),
+            dense=build_dense(passage_vectors, spec),
             bm25=build_bm25(token_lists),
         )
 
@@ -126,9 +280,14 @@ class Index:
             shutil.rmtree(tmp)
         tmp.mkdir()
         try:
-            with (tmp / PASSAGES).open("w", encoding="utf-8") as f:
-                for p in self.passages:
-                    f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+            offsets = np.zeros(len(self.passages) + 1, dtype=np.int64)
+            with (tmp / PASSAGES).open("wb") as f:
+                for i, p in enumerate(self.passages):
+                    line = (json.dumps(p.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
+                    f.write(line)
+                    offsets[i + 1] = offsets[i] + len(line)
+            np.save(tmp / PASSAGE_OFFSETS, offsets, allow_pickle=False)
+            np.save(tmp / SENTENCE_STARTS, np.asarray(self.sentence_starts, dtype=np.int64), allow_pickle=False)
             np.save(tmp / PASSAGE_VECTORS, self.passage_vectors, allow_pickle=False)
             np.save(tmp / SENTENCE_VECTORS, self.sentence_vectors, allow_pickle=False)
             faiss.write_index(self.dense, str(tmp / DENSE))
@@ -138,9 +297,7 @@ class Index:
             manifest = {
                 **self.manifest,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "files": {
-                    f.relative_to(tmp).as_posix(): {"bytes": f.stat().st_size, "sha256": file_sha256(f)} for f in files
-                },
+                "files": {f.relative_to(tmp).as_posix(): _file_entry(f) for f in files},
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             _fsync_tree(tmp)
@@ -153,32 +310,51 @@ class Index:
     @classmethod
     def load(cls, path: Path, verify: bool = True) -> "Index":
         """Load an index folder, checking format and file checksums; raises typed errors, never a traceback."""
+        import faiss
+
         path = Path(path)
         recover(path)
         manifest = read_manifest(path)
         if verify:
             verify_files(path, manifest)
         try:
-            passages = [Passage.from_dict(json.loads(line)) for line in (path / PASSAGES).read_text("utf-8").splitlines() if line]
+            offsets_file = path / PASSAGE_OFFSETS
+            offsets = np.load(offsets_file, allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
+            passages = PassageStore(path / PASSAGES, offsets)
+            starts_file = path / SENTENCE_STARTS
+            starts = np.load(starts_file, allow_pickle=False) if starts_file.exists() else _sentence_starts(passages)
             passage_vectors = np.load(path / PASSAGE_VECTORS, mmap_mode="r", allow_pickle=False)
             sentence_vectors = np.load(path / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
             doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
-            import bm25s
-            import faiss
-
-            dense = faiss.read_index(str(path / DENSE))
-            bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=False, show_progress=False)
+            # Memory-mapped codes: the OS pages vectors in as searches touch them, and shares them between processes.
+            dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
+            if hasattr(dense, "hnsw") and "efSearch" in manifest.get("dense_params", {}):
+                dense.hnsw.efSearch = int(manifest["dense_params"]["efSearch"])
+            bm25 = Bm25Scorer.load(path / BM25_DIR)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorruptError(f"index at {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); {REBUILD_HINT}") from None
-        starts = np.zeros(len(passages) + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([len(p.sentences) for p in passages])
-        if len(passage_vectors) != len(passages) or len(sentence_vectors) != int(starts[-1]) or dense.ntotal != len(passages):
+        n = len(passages)
+        if (
+            len(starts) != n + 1
+            or len(passage_vectors) != n
+            or len(sentence_vectors) != int(starts[-1])
+            or dense.ntotal != n
+            or bm25.num_docs != n
+        ):
             raise IndexCorruptError(f"index at {path} is inconsistent (row counts differ); {REBUILD_HINT}")
         return cls(manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
 
     def check_compatible(self, model: str, chunking: dict[str, int], corpus_fingerprint: str | None) -> None:
-        """Raise IndexMismatchError when the index was built for another model, chunking or corpus."""
+        """Raise IndexMismatchError when the index was built for another model, backend, chunking or corpus."""
         m = self.manifest
+        built = m.get("backend") or split_backend(str(m.get("model", "")))[0]
+        wanted, base = split_backend(model)
+        if built != wanted and split_backend(str(m.get("model", "")))[1] == base:
+            raise IndexMismatchError(
+                f"the index was built with the {built!r} embedding backend but {wanted!r} is configured "
+                f"(their vectors are not interchangeable); rebuild with `leftqa index --model {model}` or use "
+                f"--model {m.get('model')}"
+            )
         if m.get("model") != model:
             raise IndexMismatchError(
                 f"the index was built with model {m.get('model')!r} but {model!r} is configured; {REBUILD_HINT}"
@@ -187,6 +363,14 @@ class Index:
             raise IndexMismatchError(f"the index was built with chunking {m.get('chunking')} but {chunking} is configured; {REBUILD_HINT}")
         if corpus_fingerprint is not None and m.get("corpus_fingerprint") != corpus_fingerprint:
             raise IndexMismatchError(f"the corpus changed since the index was built; {REBUILD_HINT}")
+
+
+def _file_entry(f: Path) -> dict[str, Any]:
+    size = f.stat().st_size
+    entry: dict[str, Any] = {"bytes": size, "sha256": file_sha256(f)}
+    if size > FULL_HASH_LIMIT:
+        entry["edge_sha256"] = edge_sha256(f)
+    return entry
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -207,8 +391,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_files(path: Path, manifest: dict[str, Any]) -> None:
-    """Check every index file's size and sha256 against the manifest."""
+def verify_files(path: Path, manifest: dict[str, Any], full: bool = False) -> None:
+    """Check every index file's size and checksum against the manifest (large files by their edges unless `full`)."""
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise IndexCorruptError(f"index manifest at {path} lists no files; {REBUILD_HINT}")
@@ -216,7 +400,14 @@ def verify_files(path: Path, manifest: dict[str, Any]) -> None:
         fpath = Path(path) / name
         if not fpath.is_file():
             raise IndexCorruptError(f"index file {name} is missing from {path}; {REBUILD_HINT}")
-        if fpath.stat().st_size != meta.get("bytes") or file_sha256(fpath) != meta.get("sha256"):
+        size = fpath.stat().st_size
+        if size != meta.get("bytes"):
+            ok = False
+        elif not full and "edge_sha256" in meta:
+            ok = edge_sha256(fpath) == meta["edge_sha256"]
+        else:
+            ok = file_sha256(fpath) == meta.get("sha256")
+        if not ok:
             raise IndexCorruptError(f"index file {name} in {path} is truncated or altered (checksum mismatch); {REBUILD_HINT}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
@@ -20,9 +21,24 @@ QUESTION_WORDS = frozenset(
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
+    return frozenset(_bm25s_stopwords()) | QUESTION_WORDS
+
+
+def _bm25s_stopwords() -> list[str]:
+    """bm25s's English stop words, read from its plain-data module without importing the package."""
+    # `import bm25s.stopwords` runs bm25s/__init__, which imports scipy: ~0.6-1.3 s of every cold `leftqa ask`.
+    import importlib.util
+
+    spec = importlib.util.find_spec("bm25s")
+    if spec is not None and spec.origin:
+        part = importlib.util.spec_from_file_location("_leftqa_bm25s_stopwords", Path(spec.origin).parent / "stopwords.py")
+        if part is not None and part.loader is not None:
+            module = importlib.util.module_from_spec(part)
+            part.loader.exec_module(module)
+            return list(module.STOPWORDS_EN)
     from bm25s.stopwords import STOPWORDS_EN
 
-    return frozenset(STOPWORDS_EN) | QUESTION_WORDS
+    return list(STOPWORDS_EN)
 
 
 @lru_cache(maxsize=1)
