@@ -10,6 +10,8 @@ Fixture guide for other test modules:
 - `fake_index`: `fake_settings` after building the index (returns the Settings).
 - `fake_assistant`: an Assistant loaded from `fake_index`.
 - `clean_leftqa_env`: removes every LEFTQA_<setting> variable so `Settings.from_env` sees only defaults.
+- `subprocess_env()` (a function): the current environment without LEFTQA_<setting> variables, for running
+  `leftqa` in a child process (HOME is kept, so the model's cached ONNX export is reused).
 - `bundled_embedder` (session): the real bundled all-MiniLM-L6-v2 embedder, loaded once.
 - `real_index_settings` (session): Settings of an index built from a copy of the real corpus/ with the bundled
   model in a temporary folder (never touches the repository's index/).
@@ -19,6 +21,7 @@ Fixture guide for other test modules:
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -145,6 +148,12 @@ def clean_leftqa_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every LEFTQA_<setting> environment variable so Settings.from_env sees only defaults."""
     for f in fields(Settings):
         monkeypatch.delenv("LEFTQA_" + f.name.upper(), raising=False)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The current environment minus LEFTQA_<setting> variables (keeps HOME: the ONNX export cache lives there)."""
+    settings_vars = {"LEFTQA_" + f.name.upper() for f in fields(Settings)}
+    return {k: v for k, v in os.environ.items() if k not in settings_vars}
 
 
 @pytest.fixture(scope="session")

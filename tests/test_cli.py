@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_MODEL, HARBOUR_TXT, REPO_ROOT, TINY_CORPUS, TINY_PASSAGES, write_files
+from conftest import FAKE_MODEL, HARBOUR_TXT, REPO_ROOT, TINY_CORPUS, TINY_PASSAGES, subprocess_env, write_files
 from leftqa.cli import main
 
 pytestmark = pytest.mark.usefixtures("clean_leftqa_env")
@@ -291,7 +291,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: lis
 
 
 def test_importing_leftqa_stays_light() -> None:
-    heavy = ("torch", "faiss", "gradio", "sentence_transformers")
+    heavy = ("torch", "faiss", "gradio", "sentence_transformers", "transformers", "onnxruntime", "bm25s", "pysbd")
     code = (
         "import sys, leftqa, leftqa.cli, leftqa.chat; "
         f"loaded = [m for m in {heavy!r} if m in sys.modules]; "
@@ -307,7 +307,7 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("leftqa")
     corpus = write_files(tmp_path / "corpus", TINY_CORPUS)
     args = ["--corpus", str(corpus), "--index", str(tmp_path / "index"), "--model", FAKE_MODEL]
-    env = {"PATH": str(exe.parent), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    env = subprocess_env()
     built = subprocess.run([str(exe), "index", "-q", *args], capture_output=True, text=True, env=env, timeout=300)
     assert built.returncode == 0, built.stderr
     asked = subprocess.run([str(exe), "ask", "", *args], capture_output=True, text=True, env=env, timeout=300)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_CORPUS
+from conftest import REAL_CORPUS, subprocess_env
 from leftqa.config import Settings
 from leftqa.index import read_manifest
 
@@ -97,7 +97,7 @@ def test_cli_batch_subprocess(real_index_settings: Settings) -> None:
         capture_output=True,
         text=True,
         timeout=600,
-        env={"PATH": str(exe.parent), "HOME": str(real_index_settings.index_dir.parent), "LANG": "C.UTF-8"},
+        env=subprocess_env(),
     )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1  # two lines failed; the others were answered
