@@ -252,7 +252,7 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, dict[str, float]]:
             continue
         answerable = [r for r in rs if r.group != "unanswerable"]
         unanswerable = [r for r in rs if r.group == "unanswerable"]
-        row: dict[str, float] = {"n": float(len(rs))}
+        row: dict[str, float] = {"n": len(rs)}
         if answerable:
             for k in HITS:
                 row[f"hit@{k}"] = m.mean([m.hit_at(r.ranks, k) for r in answerable])
