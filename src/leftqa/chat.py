@@ -21,8 +21,7 @@ from .index import Index
 from .records import Answer, Hit
 from .retrieve import Retriever
 
-CALIBRATION = "calibration.json"
-# Used until `leftqa calibrate` writes calibration.json into the index folder.
+# Used when no calibration file exists (see `leftqa calibrate`).
 DEFAULT_CALIBRATION: dict[str, Any] = {
     "weights": {"sentence": 1.0, "passage_coverage": 0.6},
     "threshold": 0.75,
@@ -86,7 +85,7 @@ class Assistant:
             import faiss
 
             faiss.omp_set_num_threads(settings.threads)
-        return cls(settings, index, embedder, load_calibration(path))
+        return cls(settings, index, embedder, load_calibration(Path(settings.calibration_path), settings.model))
 
     def reload(self) -> str:
         """Load the index again from disk (after a rebuild); requests in flight finish on the old one."""
@@ -170,15 +169,17 @@ class Assistant:
         )
 
 
-def load_calibration(index_dir: Path) -> dict[str, Any]:
-    """Abstention weights and threshold saved by `leftqa calibrate`, else the defaults."""
-    path = Path(index_dir) / CALIBRATION
-    if not path.exists():
-        return dict(DEFAULT_CALIBRATION)
+def load_calibration(path: Path, model: str) -> dict[str, Any]:
+    """Abstention weights and threshold saved by `leftqa calibrate` for this model, else the defaults."""
     try:
-        data = json.loads(path.read_text("utf-8"))
-        if isinstance(data.get("weights"), dict) and isinstance(data.get("threshold"), (int, float)):
-            return data
+        data = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError):
-        pass
+        return dict(DEFAULT_CALIBRATION)
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("weights"), dict)
+        and isinstance(data.get("threshold"), (int, float))
+        and data.get("model", model) == model  # thresholds of one model mean nothing for another
+    ):
+        return data
     return dict(DEFAULT_CALIBRATION)

@@ -173,7 +173,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .evaluate import run_calibrate_command
+    from .calibrate import run_calibrate_command
 
     return run_calibrate_command(args, _settings(args))
 
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, corpus=True)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention threshold on answerable vs unanswerable eval cases and store it in the index folder.")
+    p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention weights and threshold on answerable vs unanswerable eval cases and store them in evals/calibration.json.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_calibrate)

@@ -33,6 +33,8 @@ class Settings:
     # queries measured 2.5-7x slower with 2 OpenMP threads; see docs/scaling.md). Builds still use every core.
     threads: int = 1
     feedback_path: Path = Path("evals/feedback.jsonl")
+    # Abstention weights and threshold written by `leftqa calibrate` (committed, so a fresh clone is calibrated).
+    calibration_path: Path = Path("evals/calibration.json")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,7 +64,7 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("corpus_dir", "index_dir", "feedback_path"):
+        for key in ("corpus_dir", "index_dir", "feedback_path", "calibration_path"):
             if key in values:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         try:

@@ -1,0 +1,123 @@
+"""`leftqa calibrate`: choose the abstention weights and threshold from answerable vs unanswerable eval cases."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .answer import confidence
+from .config import Settings
+from .errors import EvalError
+
+MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on
+# Candidate confidence functions: weights over the evidence answer.evidence() reports.
+GRID = {"sentence": (1.0,), "coverage": (0.0, 0.25, 0.5, 0.75, 1.0), "passage_coverage": (0.0, 0.25, 0.5, 1.0)}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One threshold on the trade-off curve."""
+
+    threshold: float
+    abstention_recall: float
+    false_abstention: float
+
+
+def sweep(scores: Sequence[float], labels: Sequence[bool]) -> list[Point]:
+    """Abstention recall and false-abstention rate at every threshold between consecutive scores."""
+    values = sorted(set(scores))
+    cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
+    n_pos = sum(labels) or 1
+    n_neg = (len(labels) - sum(labels)) or 1
+    points = []
+    for t in cuts:
+        abstain = [s < t for s in scores]
+        recall = sum(a for a, y in zip(abstain, labels) if not y) / n_neg
+        false = sum(a for a, y in zip(abstain, labels) if y) / n_pos
+        points.append(Point(round(t, 6), round(recall, 4), round(false, 4)))
+    return points
+
+
+def best_point(points: list[Point], max_false: float = MAX_FALSE_ABSTENTION) -> Point:
+    """Highest abstention recall within the false-abstention budget (then the lowest false rate)."""
+    allowed = [p for p in points if p.false_abstention <= max_false]
+    return max(allowed, key=lambda p: (p.abstention_recall, -p.false_abstention, -p.threshold))
+
+
+def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false: float = MAX_FALSE_ABSTENTION) -> dict[str, Any]:
+    """Weights and threshold maximising abstention recall with false abstention <= max_false."""
+    if all(labels) or not any(labels):
+        raise EvalError("calibration needs both answerable and unanswerable cases")
+    best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
+    for values in itertools.product(*GRID.values()):
+        weights = dict(zip(GRID, values))
+        scores = [confidence(ev, weights) for ev in evidence]
+        points = sweep(scores, labels)
+        p = best_point(points, max_false)
+        key = (p.abstention_recall, -p.false_abstention)
+        if best is None or key > best[0]:
+            best = (key, weights, p, points)
+    assert best is not None
+    _, weights, point, points = best
+    return {
+        "weights": weights,
+        "threshold": point.threshold,
+        "abstention_recall": point.abstention_recall,
+        "false_abstention": point.false_abstention,
+        "curve": [p.__dict__ for p in points],
+    }
+
+
+def collect(assistant: Any, cases: Sequence[Any]) -> tuple[list[dict[str, float]], list[bool]]:
+    """Evidence for every case with abstention switched off, and whether the case is answerable."""
+    saved = assistant.calibration
+    assistant.calibration = {"weights": {}, "threshold": float("-inf")}
+    try:
+        evidence = [assistant.ask(c.question, c.history).evidence for c in cases]
+    finally:
+        assistant.calibration = saved
+    return evidence, [c.answerable for c in cases]
+
+
+def run_calibrate_command(args: Any, settings: Settings) -> int:
+    """Fit abstention on the eval cases, print the trade-off curve and write the calibration file."""
+    from .chat import Assistant
+    from .evaluate import EVALS_DIR, default_case_files, load_cases
+
+    files = [Path(p) for p in args.cases] if getattr(args, "cases", None) else default_case_files(EVALS_DIR, exclude=[settings.feedback_path])
+    cases = load_cases(files)
+    assistant = Assistant.load(settings)
+    evidence, labels = collect(assistant, cases)
+    result = fit(evidence, labels)
+    record = {
+        "weights": result["weights"],
+        "threshold": result["threshold"],
+        "source": "leftqa calibrate",
+        "model": settings.model,
+        "case_files": [str(p) for p in files],
+        "cases": {"answerable": sum(labels), "unanswerable": len(labels) - sum(labels)},
+        "max_false_abstention": MAX_FALSE_ABSTENTION,
+        "abstention_recall": result["abstention_recall"],
+        "false_abstention": result["false_abstention"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "curve": result["curve"],
+    }
+    path = Path(settings.calibration_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    print(f"weights {result['weights']}, threshold {result['threshold']:.4f}")
+    print(f"abstention recall {result['abstention_recall']:.3f}, false abstention {result['false_abstention']:.3f} "
+          f"({record['cases']['answerable']} answerable, {record['cases']['unanswerable']} unanswerable cases)")
+    print("trade-off (threshold: abstention recall / false abstention):")
+    curve = result["curve"]
+    step = max(1, len(curve) // 12)
+    for p in curve[::step]:
+        print(f"  {p['threshold']:.4f}: {p['abstention_recall']:.3f} / {p['false_abstention']:.3f}")
+    print(f"wrote {path}")
+    return 0
