@@ -45,7 +45,7 @@ REBUILD_HINT = "run `leftqa index` to rebuild it"
 # Exact search costs ~6 ms per query at 100K vectors and grows linearly (docs/scaling.md); above this many
 # passages an HNSW graph answers in about a millisecond at recall@10 >= 0.95 against exact search.
 ANN_THRESHOLD = 200_000
-HNSW = {"M": 32, "efConstruction": 80, "efSearch": 128}
+HNSW = {"M": 32, "efConstruction": 40, "efSearch": 128}
 # Files above this size are checked at load by size and a hash of their first and last MiB (hashing a 6 GB
 # vector file would take longer than everything else a load does); smaller files by their full sha256.
 FULL_HASH_LIMIT = 64 << 20

@@ -107,12 +107,15 @@ class Retriever:
 
     def best_sentence(self, positions: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         """Highest sentence cosine inside each given passage."""
+        # One BLAS product per passage, exactly as before (a single gathered product rounds differently in the
+        # last bit, which could reorder ties); plain ints and .max() only trim the per-passage Python overhead.
         starts = self.index.sentence_starts
+        vectors = self.index.sentence_vectors
         out = np.zeros(len(positions), dtype=np.float32)
-        for i, pos in enumerate(positions):
-            lo, hi = int(starts[pos]), int(starts[pos + 1])
+        bounds = np.stack([starts[positions], starts[np.asarray(positions) + 1]], axis=1).tolist() if len(positions) else []
+        for i, (lo, hi) in enumerate(bounds):
             if hi > lo:
-                out[i] = float(np.max(self.index.sentence_vectors[lo:hi] @ qvec))
+                out[i] = (vectors[lo:hi] @ qvec).max()
         return out
 
     def sentence_scores(self, pos: int, qvec: np.ndarray) -> np.ndarray:

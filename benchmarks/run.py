@@ -1,0 +1,299 @@
+"""Performance benchmark: build throughput vs the model's raw encode throughput, warm `ask` latency in process and
+over HTTP (`leftqa serve`), cold start, peak memory and index size, at the bundled corpus, 100K and 1M passages.
+
+    python benchmarks/run.py                       # real corpus + 100K + 1M (synthetic; cached under /tmp)
+    python benchmarks/run.py --sizes real,100000   # a subset
+    python benchmarks/run.py --smoke               # seconds: fake embedder, tiny sizes (what CI runs)
+
+Prints a table and writes JSON (--out, default reports/bench.json). What is synthetic: the 100K/1M passages are
+generated text; their sentence vectors are real model vectors of the generated sentences and their passage
+vectors the normalised mean of those (see leftqa/bench.py). Query vectors are always computed by the real model
+at ask time. Machines are noisy: compare the ratios measured within one run (the load average is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from leftqa import bench  # noqa: E402
+from leftqa.config import BUNDLED_MODEL, Settings  # noqa: E402
+
+LEFTQA = [sys.executable, "-m", "leftqa.cli"]
+COLD_QUESTION = "When was Trotsky exiled?"
+
+
+def real_questions(limit: int) -> list[str]:
+    """The eval questions of the bundled corpus (single-turn wording)."""
+    out = []
+    for line in (REPO / "evals" / "corpus.jsonl").read_text("utf-8").splitlines():
+        if line.strip():
+            out.append(json.loads(line)["question"])
+    return out[:limit]
+
+
+def build_throughput(model: str, corpus: Path, work: Path) -> dict[str, Any]:
+    """Raw encode time of a corpus's passages and sentences, then a full `build_index` of it, same embedder."""
+    from leftqa.builder import build_index
+    from leftqa.chunking import chunk_documents
+    from leftqa.corpus import read_corpus
+    from leftqa.embed import load_embedder
+
+    settings = Settings(corpus_dir=corpus, index_dir=work / f"build-{corpus.name}", model=model, threads=0)
+    embedder = load_embedder(model, threads=0)
+    docs, _ = read_corpus(corpus)
+    passages = chunk_documents(docs, settings.min_words, settings.max_words)
+    sentences = [s.text for p in passages for s in p.sentences]
+    embedder.encode(sentences[:64], batch_size=settings.batch_size)  # warm-up: first-run allocations
+    t = time.perf_counter()
+    embedder.encode([p.text for p in passages], batch_size=settings.batch_size)
+    embedder.encode(sentences, batch_size=settings.batch_size)
+    raw_s = time.perf_counter() - t
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+    t = time.perf_counter()
+    build_index(settings, embedder, full=True)
+    build_s = time.perf_counter() - t
+    n = len(passages)
+    return {"passages": n, "sentences": len(sentences), "raw_encode_s": round(raw_s, 2), "build_s": round(build_s, 2),
+            "raw_encode_passages_per_s": round(n / raw_s, 1), "build_passages_per_s": round(n / build_s, 1),
+            "build_vs_raw": round(raw_s / build_s, 3)}  # fmt: skip
+
+
+def write_text_corpus(folder: Path, passages: int, model: str) -> Path:
+    """A corpus of generated paragraphs (3 pool sentences each, ~45 words: one passage per paragraph)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = bench.pool_sentences(max(passages * 3, 100), bench.vocabulary(model), seed=21)
+    for d in range(0, passages, 50):
+        paras = [" ".join(pool[3 * i : 3 * i + 3]) for i in range(d, min(d + 50, passages))]
+        (folder / f"doc{d // 50:04d}.txt").write_text(f"Document {d // 50}\n\n" + "\n\n".join(paras) + "\n", encoding="utf-8")
+    return folder
+
+
+def cold_start(index_dir: Path, corpus: Path, model: str, repeats: int) -> dict[str, Any]:
+    """`leftqa ask` as a fresh process: median wall time and peak RSS over `repeats` runs."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    runs = [bench.run_child([*LEFTQA, "ask", COLD_QUESTION, "--index", str(index_dir), "--corpus", str(corpus), "--model", model], env=env) for _ in range(repeats)]
+    bad = [r for r in runs if r["returncode"] != 0]
+    if bad:
+        raise RuntimeError(f"cold `leftqa ask` failed: {bad[0]['stderr'][-500:]}")
+    walls = sorted(r["wall_s"] for r in runs)
+    return {"wall_s": walls[len(walls) // 2], "walls_s": walls, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "cpu_s": sorted(r["cpu_s"] for r in runs)[len(runs) // 2]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http_ask(url: str, question: str) -> dict[str, Any]:
+    req = urllib.request.Request(f"{url}gradio_api/call/ask", data=json.dumps({"data": [question, [], None]}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        event_id = json.loads(r.read())["event_id"]
+    event = ""
+    with urllib.request.urlopen(f"{url}gradio_api/call/ask/{event_id}", timeout=120) as r:
+        for raw in r:
+            line = raw.decode("utf-8").strip()
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"HTTP ask failed: {line}")
+                return json.loads(line[5:])[0]
+    raise RuntimeError("HTTP ask: stream ended without a result")
+
+
+def http_latency(index_dir: Path, corpus: Path, model: str, questions: list[str]) -> dict[str, Any]:
+    """Round trips of the `/ask` API of a real `leftqa serve` on 127.0.0.1 (POST + event stream), one at a time."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    cmd = [*LEFTQA, "serve", "--port", str(port), "--index", str(index_dir), "--corpus", str(corpus), "--model", model]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        t0 = time.perf_counter()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"`leftqa serve` exited: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.perf_counter() - t0 > 300:
+                    raise RuntimeError("`leftqa serve` did not start within 300 s") from None
+                time.sleep(0.2)
+        ready_s = time.perf_counter() - t0
+        for q in questions[:5]:
+            _http_ask(url, q)
+        ms = []
+        for q in questions:
+            t = time.perf_counter()
+            _http_ask(url, q)
+            ms.append((time.perf_counter() - t) * 1000)
+        rss = _vm_hwm_mb(proc.pid)
+        return {"ms": bench.percentiles(ms), "server_ready_s": round(ready_s, 1), "server_peak_rss_mb": rss}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def warm_asks(index_dir: Path, corpus: Path, model: str, questions: list[str]) -> dict[str, Any]:
+    """Load an Assistant (as `leftqa serve` does) and time `ask` over the questions."""
+    from leftqa.chat import Assistant
+
+    t = time.perf_counter()
+    assistant = Assistant.load(Settings(index_dir=index_dir, corpus_dir=corpus, model=model))
+    load_s = time.perf_counter() - t
+    ms = bench.time_asks(assistant, questions)
+    return {"ms": bench.percentiles(ms), "load_s": round(load_s, 2), "dense_index": assistant.index.manifest.get("dense_index")}
+
+
+def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The cached synthetic index of `n` passages, built in a child process when missing (its wall and peak RSS)."""
+    root = Path(args.cache) / (f"smoke-{n}" if args.smoke else f"syn-{n}")
+    index_dir, meta = root / "index", root.parent / f"build-{root.name.split('-', 1)[1]}.json"
+    if args.smoke:
+        meta = root / "build.json"
+    if (index_dir / "manifest.json").exists() and meta.exists() and not args.rebuild:
+        return index_dir, {**json.loads(meta.read_text()), "cached": True}
+    shutil.rmtree(index_dir, ignore_errors=True)
+    cmd = [sys.executable, "-m", "leftqa.bench", "build-synthetic", "--out", str(index_dir), "--passages", str(n), "--model", args.model, "--cache", str(args.cache)]
+    if args.smoke:
+        cmd += ["--pool", "400", "--ann-threshold", str(max(n // 2, 1))]
+    r = bench.run_child(cmd, timeout=6 * 3600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    if r["returncode"] != 0:
+        raise RuntimeError(f"synthetic build of {n} failed: {r['stderr'][-800:]}")
+    info = {**json.loads(r["stdout"].strip().splitlines()[-1]), "wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]}
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps(info))
+    return index_dir, {**info, "cached": False}
+
+
+def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[str, Any]:
+    """Every measurement at one synthetic size."""
+    from leftqa.embed import load_embedder
+
+    index_dir, build = synthetic_index(n, args)
+    pool_size = 400 if args.smoke else 20_000
+    pool = bench.pool_sentences(pool_size, bench.vocabulary(args.model))
+    ids = bench.compose(n, pool_size)
+    questions = bench.synthetic_questions(ids, pool, args.questions)
+    row: dict[str, Any] = {"size": f"{n:,}", "passages": n, "synthetic": True, "build_index_part": build}
+    row["warm_ask"] = warm_asks(index_dir, nowhere, args.model, questions)
+    qvecs = load_embedder(args.model).encode(bench.synthetic_questions(ids, pool, args.recall_queries, seed=17))
+    row["ann"] = bench.ann_recall(index_dir, qvecs)
+    row["bm25"] = bench.bm25_speed(index_dir, questions)
+    row["cold_start"] = cold_start(index_dir, nowhere, args.model, args.cold_repeats)
+    if args.http:
+        row["http"] = http_latency(index_dir, nowhere, args.model, questions)
+    row["index_mb"] = round(bench.dir_bytes(index_dir) / 2**20, 1)
+    return row
+
+
+def measure_real(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The bundled corpus: build vs raw encode, warm asks, HTTP, cold start, size."""
+    row: dict[str, Any] = {"size": "real corpus", "synthetic": False}
+    row["build"] = build_throughput(args.model, REPO / "corpus", work)
+    row["passages"] = row["build"]["passages"]
+    index_dir = work / "build-corpus"
+    questions = real_questions(args.questions)
+    row["warm_ask"] = warm_asks(index_dir, REPO / "corpus", args.model, questions)
+    row["cold_start"] = cold_start(index_dir, REPO / "corpus", args.model, args.cold_repeats)
+    if args.http:
+        row["http"] = http_latency(index_dir, REPO / "corpus", args.model, questions)
+    row["index_mb"] = round(bench.dir_bytes(index_dir) / 2**20, 3)
+    if args.build_passages:
+        text = write_text_corpus(work / "textcorpus", args.build_passages, args.model)
+        row["build_generated_text"] = build_throughput(args.model, text, work)
+    return row
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The results as a fixed-width text table."""
+    head = ["size", "passages", "build p/s", "encode p/s", "build/raw", "ask p50", "ask p95", "http p50", "http p95", "cold s", "cold RSS MB", "index MB", "dense", "recall@10"]
+    lines = [" | ".join(head)]
+    for r in rows:
+        b = r.get("build_generated_text") or r.get("build") or {}
+        http = (r.get("http") or {}).get("ms", {})
+        lines.append(" | ".join([
+            r["size"], f"{r['passages']:,}", _fmt(b.get("build_passages_per_s")), _fmt(b.get("raw_encode_passages_per_s")), _fmt(b.get("build_vs_raw")),
+            _fmt(r["warm_ask"]["ms"]["p50"]), _fmt(r["warm_ask"]["ms"]["p95"]), _fmt(http.get("p50")), _fmt(http.get("p95")),
+            _fmt(r["cold_start"]["wall_s"]), _fmt(r["cold_start"]["peak_rss_mb"]), _fmt(r["index_mb"]), str(r["warm_ask"].get("dense_index")),
+            _fmt((r.get("ann") or {}).get("recall_at_10")),
+        ]))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print/write its results."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="tiny run in seconds with the fake embedder (for CI)")
+    p.add_argument("--sizes", default="real,100000,1000000", help="comma list: real and/or passage counts")
+    p.add_argument("--model", default=None, help=f"embedding model (default {BUNDLED_MODEL}; hash:64 with --smoke)")
+    p.add_argument("--out", default=str(REPO / "reports" / "bench.json"), help="JSON output file")
+    p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "leftqa-bench"), help="where synthetic indexes are kept")
+    p.add_argument("--questions", type=int, default=121, help="questions per latency measurement")
+    p.add_argument("--recall-queries", type=int, default=200, help="queries for ANN recall")
+    p.add_argument("--cold-repeats", type=int, default=3)
+    p.add_argument("--build-passages", type=int, default=1000, help="generated-text corpus for build vs encode (0: skip)")
+    p.add_argument("--http", action=argparse.BooleanOptionalAction, default=None, help="measure HTTP latency (default: on, off with --smoke)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild cached synthetic indexes")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.model = args.model or "hash:64"
+        args.sizes = "real,2000" if args.sizes == p.get_default("sizes") else args.sizes
+        args.questions, args.recall_queries, args.cold_repeats = min(args.questions, 20), min(args.recall_queries, 20), 1
+        args.build_passages = min(args.build_passages, 40)
+    args.model = args.model or BUNDLED_MODEL
+    args.http = (not args.smoke) if args.http is None else args.http
+    t0, load0 = time.perf_counter(), os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="leftqa-bench-") as tmp:
+        work = Path(tmp)
+        nowhere = work / "no-corpus"  # synthetic indexes have no corpus folder to fingerprint
+        for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+            rows.append(measure_real(args, work) if size == "real" else measure_synthetic(int(size), args, nowhere))
+            print(f"[{time.perf_counter() - t0:.0f}s] measured {rows[-1]['size']}", file=sys.stderr, flush=True)
+    result = {"model": args.model, "smoke": args.smoke, "cpus": os.cpu_count(), "load_avg_start": load0, "load_avg_end": os.getloadavg(),
+              "seconds": round(time.perf_counter() - t0, 1), "results": rows}  # fmt: skip
+    print(table(rows))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Benchmark building blocks: timing and memory helpers, and synthetic corpora for runs 1,000x the bundled one.
+
+Synthetic passages are three sentences drawn from a pool of generated sentences (words from the model's own
+vocabulary, Zipf-distributed). The pool is embedded for real with the configured model; a passage's vector is
+the normalised mean of its sentences' vectors, so large indexes need no hours of embedding. Used by
+`benchmarks/run.py`; `python -m leftqa.bench build-synthetic ...` builds one index in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .records import Passage, Sentence
+
+SENTENCES_PER_PASSAGE = 3
+PASSAGES_PER_DOC = 100
+
+
+def percentiles(ms: Sequence[float]) -> dict[str, float]:
+    """p50, p95, mean and count of latencies in milliseconds."""
+    a = np.asarray(ms, dtype=np.float64)
+    if not len(a):
+        return {"p50": 0.0, "p95": 0.0, "mean": 0.0, "n": 0}
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2), "mean": round(float(a.mean()), 2), "n": int(len(a))}
+
+
+def dir_bytes(path: Path) -> int:
+    """Total size of the files under a folder."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(cmd: list[str], timeout: float = 900, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a command; its wall time, its own peak RSS (MiB, from wait4), exit code and output."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
+    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall_s": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "returncode": proc.returncode, "stdout": out, "stderr": err}  # fmt: skip
+
+
+def time_asks(assistant: Any, questions: Sequence[str], warmup: int = 5) -> list[float]:
+    """Milliseconds per `assistant.ask` over the questions, after a few unmeasured warm-up asks."""
+    for q in list(questions)[:warmup]:
+        assistant.ask(q)
+    out = []
+    for q in questions:
+        t = time.perf_counter()
+        assistant.ask(q)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def vocabulary(model: str) -> list[str]:
+    """Whole English words from the model's WordPiece vocabulary (or a small fallback list for fake models)."""
+    from .embed import resolve_model_path, split_backend
+
+    vocab_file = None
+    if not model.startswith("hash:"):
+        candidate = Path(resolve_model_path(split_backend(model)[1])) / "vocab.txt"
+        vocab_file = candidate if candidate.is_file() else None
+    if vocab_file is None:
+        from .text import QUESTION_WORDS
+
+        base = sorted(QUESTION_WORDS) + "party union workers strike congress council paper editor journal exile revolution".split()
+        return sorted({a + b for a in base for b in ("", "s", "ism", "ist", "ed")})
+    words = [w.strip() for w in vocab_file.read_text("utf-8").splitlines()]
+    return [w for w in words if w.isalpha() and w.isascii() and len(w) >= 3]
+
+
+def pool_sentences(n: int, vocab: list[str], seed: int = 7) -> list[str]:
+    """`n` distinct generated sentences of 10-20 Zipf-distributed words."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(vocab))
+    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.07
+    weights /= weights.sum()
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        k = int(rng.integers(10, 21))
+        ids = order[rng.choice(len(vocab), size=k, p=weights)]
+        s = " ".join(vocab[i] for i in ids)
+        s = s[0].upper() + s[1:] + "."
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def compose(n: int, pool_size: int, seed: int = 11) -> np.ndarray:
+    """Pool sentence ids of each of `n` synthetic passages, shape (n, SENTENCES_PER_PASSAGE)."""
+    return np.random.default_rng(seed).integers(0, pool_size, size=(n, SENTENCES_PER_PASSAGE))
+
+
+def synthetic_passages(ids: np.ndarray, pool: list[str]) -> list[Passage]:
+    """Passage records (ids, offsets and sentences like real ones) for composed pool sentence ids."""
+    out = []
+    for i, row in enumerate(ids):
+        sentences, local, pos = [], [], 0
+        for sid in row:
+            text = pool[int(sid)]
+            local.append((pos, pos + len(text), text))
+            pos += len(text) + 1
+        doc_start = (i % PASSAGES_PER_DOC) * 4000  # passages of one document are laid out in order
+        sentences = tuple(Sentence(t, doc_start + a, doc_start + b, a, b) for a, b, t in local)
+        text = " ".join(t for _, _, t in local)
+        out.append(Passage(f"syn{i:08d}", f"synthetic-{i // PASSAGES_PER_DOC:06d}.txt", f"Synthetic document {i // PASSAGES_PER_DOC}",
+                           f"Part {i % PASSAGES_PER_DOC}", doc_start, doc_start + len(text), text, sentences))  # fmt: skip
+    return out
+
+
+def synthetic_questions(ids: np.ndarray, pool: list[str], n: int, seed: int = 13) -> list[str]:
+    """Questions made of 4-7 words of one sentence of a random passage (so BM25 and dense both find it)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        row = ids[int(rng.integers(0, len(ids)))]
+        words = pool[int(row[int(rng.integers(0, len(row)))])].rstrip(".").lower().split()
+        pick = sorted(rng.choice(len(words), size=min(len(words), int(rng.integers(4, 8))), replace=False))
+        out.append("What about " + " ".join(words[j] for j in pick) + "?")
+    return out
+
+
+def pool_vectors(pool: list[str], model: str, cache: Path) -> np.ndarray:
+    """Real embeddings of the sentence pool with `model`, cached as .npy beside the other benchmark data."""
+    from .embed import load_embedder
+
+    tag = model.replace(":", "_").replace("/", "_")
+    path = Path(cache) / f"pool-{tag}-{len(pool)}.npy"
+    if path.exists():
+        vecs = np.load(path, allow_pickle=False)
+        if len(vecs) == len(pool):
+            return vecs
+    vecs = load_embedder(model).encode(pool, batch_size=64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vecs, allow_pickle=False)
+    return vecs
+
+
+def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, ann_threshold: int, chunking: dict[str, int]) -> dict[str, Any]:
+    """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds."""
+    import faiss
+
+    from .index import Index
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build may use every core
+    t0 = time.perf_counter()
+    pool = pool_sentences(pool_size, vocabulary(model))
+    vecs = pool_vectors(pool, model, cache)
+    t_pool = time.perf_counter() - t0
+    ids = compose(n, pool_size)
+    passages = synthetic_passages(ids, pool)
+    t_text = time.perf_counter() - t0 - t_pool
+    calls = iter([_passage_vectors(ids, vecs), lambda: vecs[ids.reshape(-1)]])
+
+    def embed(texts: list[str]) -> np.ndarray:  # passages first, then sentences, as Index.build asks
+        step = next(calls)
+        return step() if callable(step) else step
+
+    manifest = {"model": model, "embedder": model, "chunking": chunking, "corpus_dir": "(synthetic)", "corpus_fingerprint": f"synthetic-{n}-{pool_size}",
+                "documents": [], "synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}}  # fmt: skip
+    t1 = time.perf_counter()
+    index = Index.build(passages, embed, manifest, ann_threshold=ann_threshold)
+    t_build = time.perf_counter() - t1
+    index.save(out)
+    t_save = time.perf_counter() - t1 - t_build
+    return {"pool_s": round(t_pool, 1), "text_s": round(t_text, 1), "index_build_s": round(t_build, 1), "save_s": round(t_save, 1),
+            "dense_index": index.manifest["dense_index"], "dense_params": index.manifest["dense_params"]}  # fmt: skip
+
+
+def _passage_vectors(ids: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    out = np.empty((len(ids), vecs.shape[1]), dtype=np.float32)
+    for lo in range(0, len(ids), 100_000):
+        mean = vecs[ids[lo : lo + 100_000]].mean(axis=1)
+        out[lo : lo + len(mean)] = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    return out
+
+
+def ann_recall(index_dir: Path, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
+    """Recall@k of the index's dense search against exact search over its own vectors, and ms per query of each."""
+    import faiss
+
+    from .index import Index
+
+    index = Index.load(index_dir, verify=False)
+    faiss.omp_set_num_threads(1)
+    exact = faiss.IndexFlatIP(index.passage_vectors.shape[1])
+    for lo in range(0, index.size, 100_000):
+        exact.add(np.ascontiguousarray(index.passage_vectors[lo : lo + 100_000]))
+    hits, ann_ms, exact_ms = 0, [], []
+    for q in queries:
+        q = np.ascontiguousarray(q.reshape(1, -1), dtype=np.float32)
+        t = time.perf_counter()
+        _, a = index.dense.search(q, k)
+        ann_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        _, e = exact.search(q, k)
+        exact_ms.append((time.perf_counter() - t) * 1000)
+        hits += len(set(a[0].tolist()) & set(e[0].tolist()))
+    return {"recall_at_10": round(hits / (k * len(queries)), 4), "ann_ms": percentiles(ann_ms), "exact_ms": percentiles(exact_ms),
+            "dense_index": index.manifest.get("dense_index"), "queries": len(queries)}  # fmt: skip
+
+
+def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
+    """Queries per second of our BM25 scorer and of bm25s's own get_scores on the same index, and whether equal."""
+    import bm25s
+
+    from .index import BM25_DIR, Index
+    from .text import terms
+
+    index = Index.load(index_dir, verify=False)
+    theirs = bm25s.BM25.load(str(Path(index_dir) / BM25_DIR), mmap=True)
+    queries = [[t for t in terms(q) if t in index.doc_freq] for q in questions]
+    queries = [q for q in queries if q]
+    same = all(np.array_equal(index.bm25.get_scores(q), theirs.get_scores(q)) for q in queries[:20])
+    speed = {}
+    for name, scorer in (("leftqa", index.bm25), ("bm25s_numpy", theirs)):
+        t = time.perf_counter()
+        for q in queries:
+            scorer.get_scores(q)
+        speed[name] = round(len(queries) / max(time.perf_counter() - t, 1e-9), 1)
+    return {"queries_per_s": speed, "identical_scores": bool(same), "queries": len(queries)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m leftqa.bench build-synthetic --out DIR --passages N ...`: one synthetic build, JSON on stdout."""
+    p = argparse.ArgumentParser(prog="python -m leftqa.bench")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build-synthetic")
+    b.add_argument("--out", required=True)
+    b.add_argument("--passages", type=int, required=True)
+    b.add_argument("--pool", type=int, default=20_000)
+    b.add_argument("--model", required=True)
+    b.add_argument("--cache", required=True)
+    b.add_argument("--ann-threshold", type=int, default=None)
+    b.add_argument("--min-words", type=int, default=40)
+    b.add_argument("--max-words", type=int, default=150)
+    args = p.parse_args(argv)
+    from .index import ANN_THRESHOLD
+
+    threshold = ANN_THRESHOLD if args.ann_threshold is None else args.ann_threshold
+    report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words})
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
