@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from leftqa import evalgate
 from leftqa import evaluate as ev
 from leftqa.cli import main
 from leftqa.errors import EvalError
@@ -226,7 +227,7 @@ BASE = {"overall": {"n": 10, "hit@1": 0.9, "hit@5": 1.0, "false_abstention": 0.0
     ],
 )
 def test_compare_flags_only_drops_beyond_tolerance(current: dict, expected: list[str]) -> None:
-    assert ev.compare(BASE, current, 0.02) == expected
+    assert evalgate.compare(BASE, current, 0.02) == expected
 
 
 def test_gate_passes_on_the_same_configuration_and_fails_on_a_worse_one(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,12 +21,6 @@ EVALS_DIR = Path("evals")
 K = 10  # retrieval metrics look at the top 10 passages
 HITS = (1, 3, 5, 10)
 GROUPS = ("overall", "single", "followup", "unanswerable")
-# The metrics `--check` gates on; latency is machine-dependent and never gated.
-HEADLINE = ("hit@1", "hit@5", "mrr@10", "answer@1", "abstention_recall", "false_abstention")
-LOWER_IS_BETTER = frozenset({"false_abstention"})
-TOLERANCE = 0.02  # absolute drop allowed before `--check` fails
-BASELINE_FORMAT = "leftqa-eval-baseline"
-BASELINE_VERSION = 1
 CASE_KEYS = ("id", "question", "expected", "answer", "history", "answerable")
 SHOWN_PASSAGES = 3  # retrieved passages kept per case for the failure report
 
@@ -303,7 +297,7 @@ def evaluate(assistant: Any, cases: Sequence[Case], modes: Sequence[str], use_hi
         "embedder": manifest.get("embedder"),
         "passages": assistant.index.size,
         "corpus_fingerprint": manifest.get("corpus_fingerprint"),
-        "calibration": assistant.calibration.get("source", "file"),
+        "calibration": _calibration_source(assistant),
         "modes": list(modes),
         "history": use_history,
         "k": K,
@@ -314,39 +308,11 @@ def evaluate(assistant: Any, cases: Sequence[Case], modes: Sequence[str], use_hi
     return EvalRun(info, {mode: summarise(rs) for mode, rs in results.items()}, results)
 
 
-# ------------------------------------------------------------------------------------------ baseline
-
-
-def make_baseline(run: EvalRun, tolerance: float = TOLERANCE) -> dict[str, Any]:
-    """The baseline document for a run: its headline metrics per mode and group, and what made them."""
-    keep = {k: run.meta.get(k) for k in ("model", "embedder", "history", "k", "n_cases", "cases_digest", "case_files", "corpus_fingerprint")}
-    return {
-        "format": BASELINE_FORMAT,
-        "version": BASELINE_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **keep,
-        "tolerance": tolerance,
-        "headline": list(HEADLINE),
-        "lower_is_better": sorted(LOWER_IS_BETTER),
-        "metrics": {
-            mode: {g: {k: v for k, v in row.items() if k in HEADLINE or k == "n"} for g, row in groups.items()}
-            for mode, groups in run.metrics.items()
-        },
-    }
-
-
-def read_baseline(path: Path) -> dict[str, Any]:
-    """A baseline file, validated; EvalError when missing or malformed."""
-    path = Path(path)
-    if not path.exists():
-        raise EvalError(f"no baseline at {path}; write one with `leftqa eval --mode all --write-baseline`")
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise EvalError(f"baseline {path} is unreadable ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or not isinstance(data.get("metrics"), dict):
-        raise EvalError(f"{path} is not a leftqa eval baseline; rewrite it with --write-baseline")
-    return data
+def _calibration_source(assistant: Any) -> str:
+    """Where the assistant's abstention thresholds came from ("default", a file...), for the record."""
+    calibration = getattr(assistant, "calibration", None)
+    source = calibration.get("source") if isinstance(calibration, dict) else getattr(calibration, "source", None)
+    return str(source or "unknown")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -356,36 +322,6 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def compare(baseline: dict[str, dict[str, float]], current: dict[str, dict[str, float]], tolerance: float) -> list[str]:
-    """One line per headline metric that got worse than the baseline by more than the tolerance."""
-    out = []
-    for group, row in baseline.items():
-        for name, old in row.items():
-            if name not in HEADLINE:
-                continue
-            new = current.get(group, {}).get(name)
-            if new is None:
-                out.append(f"{group} {name}: {old:.3f} in the baseline, missing now")
-                continue
-            worse = new - old if name in LOWER_IS_BETTER else old - new
-            if worse > tolerance + 1e-9:
-                out.append(f"{group} {name}: {old:.3f} -> {new:.3f} ({'+' if new > old else ''}{new - old:.3f})")
-    return out
-
-
-def check_run(baseline: dict[str, Any], run: EvalRun) -> list[str]:
-    """Regressions of a run against the baseline's metrics for the same modes (another model is compared too)."""
-    if baseline.get("history", True) != run.meta.get("history", True):
-        raise EvalError("the baseline and this run differ in --no-history; compare like with like")
-    tolerance = float(baseline.get("tolerance", TOLERANCE))
-    out = []
-    for mode, groups in run.metrics.items():
-        if mode not in baseline["metrics"]:
-            raise EvalError(f"the baseline has no metrics for mode {mode}; refresh it with `leftqa eval --mode all --write-baseline`")
-        out += [f"{mode} {line}" for line in compare(baseline["metrics"][mode], groups, tolerance)]
-    return out
 
 
 # -------------------------------------------------------------------------------------------- command
@@ -399,6 +335,7 @@ def _resolve_case_files(args: Any, settings: Settings) -> list[Path]:
 
 def run_eval_command(args: Any, settings: Settings) -> int:
     """`leftqa eval`: run the cases, print or write metrics, export BEIR, write or check the baseline."""
+    from .evalgate import TOLERANCE, check_run, make_baseline, read_baseline
     from .evalreport import export_beir, format_table, write_report
 
     if args.check and args.write_baseline:
