@@ -1,7 +1,8 @@
 """Load test of the chat server over HTTP: concurrent conversations against a real `leftqa serve` on 127.0.0.1.
 
-Each conversation is one gradio_client session asking its questions in turn through the `/ask` endpoint, with
-the conversation's earlier questions as history (as the chat does). While the load runs, a new visitor loads
+Each conversation is its own HTTP client asking its questions in turn through the `/ask` endpoint (Gradio's
+`/gradio_api/call/ask`: queue the call, read the event stream), with the conversation's earlier questions as
+history, as the chat does. While the load runs, a new visitor loads
 the page and asks a question, to show the server stays responsive. Every request must succeed.
 
     python benchmarks/load.py                          # starts `leftqa serve --index index/` on a free port
@@ -11,15 +12,14 @@ the page and asks a question, to show the server stays responsive. Every request
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -45,6 +45,7 @@ class LoadReport:
     visitor_page_ms: float
     visitor_answer_ms: float
     visitor_ok: bool
+    visitor_during_load: bool  # the visitor was served before the load ended
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -53,7 +54,7 @@ class LoadReport:
             f"{self.failures} failed, in {self.wall_s:.1f} s ({self.per_second:.1f}/s)\n"
             f"latency p50 {self.p50_ms:.0f} ms, p95 {self.p95_ms:.0f} ms, max {self.max_ms:.0f} ms\n"
             f"new visitor during the load: page {self.visitor_page_ms:.0f} ms, answer {self.visitor_answer_ms:.0f} ms, "
-            f"{'ok' if self.visitor_ok else 'FAILED'}"
+            f"{'ok' if self.visitor_ok else 'FAILED'}{'' if self.visitor_during_load else ' (after the load had ended)'}"
         )
 
 
@@ -77,60 +78,88 @@ def eval_questions(folder: Path = REPO / "evals") -> list[str]:
     return out
 
 
-def _conversation(url: str, questions: list[str], mode: str) -> tuple[list[float], list[str]]:
-    from gradio_client import Client
+async def _call_ask(http, url: str, question: str, history: list[str], mode: str) -> dict:  # noqa: ANN001
+    """One request through Gradio's HTTP API: queue the call, then read its event stream to the result."""
+    posted = await http.post(f"{url}gradio_api/call/ask", json={"data": [question, history, mode]})
+    posted.raise_for_status()
+    event_id = posted.json()["event_id"]
+    event, data = "", ""
+    async with http.stream("GET", f"{url}gradio_api/call/ask/{event_id}") as stream:
+        stream.raise_for_status()
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:].strip()
+                if event in ("complete", "error"):
+                    break
+    if event != "complete":
+        raise RuntimeError(f"{event or 'no result'}: {data[:200]}")
+    out = json.loads(data)[0]
+    if not isinstance(out, dict) or not isinstance(out.get("answer"), str):
+        raise ValueError(f"unexpected response {data[:200]}")
+    return out
 
-    try:
-        client = Client(url, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - a session that cannot start fails all its questions
-        return [], [f"session start: {type(exc).__name__}: {exc}"[:300]] * len(questions)
-    latencies, errors, history = [], [], []
-    for q in questions:
-        t0 = time.perf_counter()
-        try:
-            out = client.predict(q, list(history), mode, api_name="/ask")
-            if not isinstance(out, dict) or not isinstance(out.get("answer"), str):
-                raise ValueError(f"unexpected response {str(out)[:200]}")
-        except Exception as exc:  # noqa: BLE001 - a load test counts every kind of failure
-            errors.append(f"{q[:60]!r}: {type(exc).__name__}: {exc}"[:300])
-        latencies.append((time.perf_counter() - t0) * 1000)
-        history.append(q)
+
+async def _conversation(url: str, questions: list[str], mode: str) -> tuple[list[float], list[str]]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    history: list[str] = []
+    async with httpx.AsyncClient(timeout=120) as http:  # one client per conversation, like one browser each
+        for q in questions:
+            t0 = time.perf_counter()
+            try:
+                await _call_ask(http, url, q, list(history), mode)
+            except Exception as exc:  # noqa: BLE001 - a load test counts every kind of failure
+                errors.append(f"{q[:60]!r}: {type(exc).__name__}: {exc}"[:300])
+            latencies.append((time.perf_counter() - t0) * 1000)
+            history.append(q)
     return latencies, errors
 
 
-def _visitor(url: str, delay: float, out: dict[str, float | bool]) -> None:
-    """A newcomer during the load: load the page, then ask one question in a fresh session."""
-    from gradio_client import Client
+async def _visitor(url: str, delay: float) -> dict[str, float | bool]:
+    """A newcomer during the load: load the page, then ask one question."""
+    import httpx
 
-    time.sleep(delay)
+    await asyncio.sleep(delay)
+    out: dict[str, float | bool] = {"ok": False, "page_ms": float("nan"), "answer_ms": float("nan")}
     try:
-        t0 = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            page_ok = resp.status == 200 and b"gradio" in resp.read().lower()
-        out["page_ms"] = (time.perf_counter() - t0) * 1000
-        t0 = time.perf_counter()
-        answer = Client(url, verbose=False).predict(VISITOR_QUESTION, [], "hybrid", api_name="/ask")
-        out["answer_ms"] = (time.perf_counter() - t0) * 1000
-        out["ok"] = page_ok and bool(answer.get("citations"))
+        async with httpx.AsyncClient(timeout=120) as http:
+            t0 = time.perf_counter()
+            page = await http.get(url)
+            out["page_ms"] = (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            answer = await _call_ask(http, url, VISITOR_QUESTION, [], "hybrid")
+            out["answer_ms"] = (time.perf_counter() - t0) * 1000
+            out["ok"] = page.status_code == 200 and "gradio" in page.text.lower() and bool(answer.get("citations"))
     except Exception:  # noqa: BLE001 - reported as a failed visit
         out["ok"] = False
+    out["done_at"] = time.perf_counter()
+    return out
+
+
+async def _run(url: str, plans: list[list[str]], mode: str) -> tuple[list[tuple[list[float], list[str]]], dict[str, float | bool]]:
+    visitor = asyncio.create_task(_visitor(url, 0.5))
+    results = await asyncio.gather(*(_conversation(url, plan, mode) for plan in plans))
+    load_done = time.perf_counter()
+    visit = await visitor
+    visit["during_load"] = float(visit["done_at"]) <= load_done
+    return list(results), visit
 
 
 def run_load(url: str, conversations: int = 20, questions: int = 25, mode: str = "hybrid", pool: Sequence[str] | None = None) -> LoadReport:
     """Run `conversations` concurrent conversations of `questions` questions each against the server at `url`."""
+    url = url if url.endswith("/") else url + "/"
     pool = list(pool or eval_questions())
     if not pool:
         raise SystemExit("no questions: evals/*.jsonl has no cases")
     # Conversation i starts at a different case, so the server sees a mix rather than 20 copies of one question.
     plans = [[pool[(i * 7 + j) % len(pool)] for j in range(questions)] for i in range(conversations)]
-    visit: dict[str, float | bool] = {"ok": False, "page_ms": float("nan"), "answer_ms": float("nan")}
     t0 = time.perf_counter()
-    visitor = threading.Thread(target=_visitor, args=(url, 1.0, visit), daemon=True)
-    visitor.start()
-    with ThreadPoolExecutor(max_workers=conversations) as ex:
-        results = list(ex.map(lambda plan: _conversation(url, plan, mode), plans))
+    results, visit = asyncio.run(_run(url, plans, mode))
     wall = time.perf_counter() - t0
-    visitor.join(timeout=120)
     latencies = [ms for lat, _ in results for ms in lat]
     errors = tuple(e for _, errs in results for e in errs)
     return LoadReport(
@@ -147,6 +176,7 @@ def run_load(url: str, conversations: int = 20, questions: int = 25, mode: str =
         visitor_page_ms=round(float(visit["page_ms"]), 1),
         visitor_answer_ms=round(float(visit["answer_ms"]), 1),
         visitor_ok=bool(visit["ok"]),
+        visitor_during_load=bool(visit["during_load"]),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,9 +69,17 @@ def server(browser, real_assistant, real_index_settings, tmp_path_factory: pytes
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-browser") / "feedback.jsonl")
     app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port(), block=False)
+    url = launch(app, "127.0.0.1", free_port())
     yield url
     app.close()
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("", pytest.skip.Exception), ("1", pytest.fail.Exception)])
+def test_missing_chromium_skips_only_when_the_browser_is_not_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, required: str, outcome: type) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("LEFTQA_REQUIRE_BROWSER", required)
+    with pytest.raises(outcome, match="no Chromium at"):
+        require_browser()
 
 
 class Visit:

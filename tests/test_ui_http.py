@@ -31,7 +31,7 @@ def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPat
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-http") / "feedback.jsonl")
     app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port(), block=False)
+    url = launch(app, "127.0.0.1", free_port())
     yield url, settings
     app.close()
 

@@ -1,4 +1,4 @@
-"""A small run of benchmarks/load.py against the real server: concurrent conversations, no failed request, and a
+"""A small run (4 x 10) of benchmarks/load.py against the real server: concurrent conversations, no failed request, and a
 new visitor still served meanwhile. The full 20 x 25 run is `python benchmarks/load.py` (figures, not a test)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPat
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-load") / "feedback.jsonl")
     app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port(), block=False)
+    url = launch(app, "127.0.0.1", free_port())
     yield url
     app.close()
 
@@ -49,11 +49,11 @@ def test_concurrent_conversations_all_succeed_and_a_newcomer_is_served(server: s
     load = load_module()
     questions = load.eval_questions()
     assert len(questions) >= 20
-    report = load.run_load(server, conversations=4, questions=5, pool=questions)
+    report = load.run_load(server, conversations=4, questions=10, pool=questions)
     print(report.summary())
     assert report.errors == () and report.failures == 0
-    assert (report.requests, report.conversations, report.questions) == (20, 4, 5)
-    assert report.visitor_ok
+    assert (report.requests, report.conversations, report.questions) == (40, 4, 10)
+    assert report.visitor_ok and report.visitor_during_load
     assert 0 < report.p50_ms <= report.p95_ms <= report.max_ms
 
 

@@ -305,8 +305,8 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
     return app
 
 
-def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> str:
-    """Serve `app` on host:port (never shared publicly, no extra file access) and return its local URL."""
+def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860) -> str:
+    """Start serving `app` on host:port in the background (never shared publicly, no extra file access); its URL."""
     import gradio as gr
 
     theme = gr.themes.Default(  # system fonts: the page must not fetch anything from the internet
@@ -315,19 +315,21 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, block: b
     try:
         _, url, _ = app.launch(
             server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
-            show_error=False, quiet=not block, allowed_paths=None, footer_links=["api"], ssr_mode=False,
+            show_error=False, quiet=True, allowed_paths=None, footer_links=["api"], ssr_mode=False,
             mcp_server=False, pwa=False, enable_monitoring=False, theme=theme, css=CSS, js=JS,
         )
     except OSError as exc:
-        raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
-    if block:
-        app.block_thread()  # until Ctrl-C, which closes the server
+        # Gradio's message suggests code changes; the user's remedy is a command-line option.
+        raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror or 'port in use or address not available'}); choose another --port or --host") from None
     return str(url)
 
 
 def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Build the app for `assistant` and serve it until interrupted (the `leftqa serve` command)."""
-    launch(build_app(assistant, assistant.settings), host=host, port=port, block=True)
+    """Build the app for `assistant` and serve it until Ctrl-C (the `leftqa serve` command)."""
+    app = build_app(assistant, assistant.settings)
+    url = launch(app, host=host, port=port)
+    print(f"leftqa: chat UI on {url}  (Ctrl-C stops)", flush=True)
+    app.block_thread()  # returns on Ctrl-C, after closing the server
 
 
 # Clicking a marker scrolls its source into view (opening "earlier answers" when needed) and flashes it;
