@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .index import Index
@@ -12,7 +13,9 @@ from .retrieve import Retrieval, SentenceEvidence
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/squad.py), never on our own eval cases.
 SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "dangling": 0.30, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
-SUPPORT_MARGIN = 0.06
+SUPPORT_MARGIN = 0.08
+# A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
+_CONTINUES = re.compile(r"^(It|Its|They|Their|Them|This|These|That|Those|He|His|She|Her|Such)\b")
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ def score_sentences(
     return out
 
 
-def select(candidates: list[Candidate], max_sentences: int = 3) -> tuple[Candidate, ...]:
-    """The best sentence, then up to two more within a small margin that add question terms or the answer type."""
+def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | None = None) -> tuple[Candidate, ...]:
+    """The best sentence, then up to two more: close in score and adding question terms or the answer type,
+    or (given the index) the next sentence when it continues the best one's subject."""
     if not candidates:
         return ()
     best = candidates[0]
@@ -71,6 +75,12 @@ def select(candidates: list[Candidate], max_sentences: int = 3) -> tuple[Candida
         if (c.matched - covered) or (c.type_ok and not best.type_ok):
             chosen.append(c)
             covered |= c.matched
+    if index is not None and len(chosen) < max_sentences:
+        sentences = index.passages[best.pos].sentences
+        nxt = best.index_in_passage + 1
+        follow = next((c for c in candidates if c.pos == best.pos and c.index_in_passage == nxt), None)
+        if follow is not None and follow not in chosen and _CONTINUES.match(sentences[nxt].text):
+            chosen.append(follow)
     head, rest = chosen[0], sorted(chosen[1:], key=lambda c: (c.rank, c.index_in_passage))
     return (head, *rest)
 

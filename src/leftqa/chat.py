@@ -121,7 +121,7 @@ class Assistant:
         resolved = self._resolve(last, history[:-1], mode)
         retriever = self.retriever
         r = retriever.retrieve(resolved.query, mode, self.settings.top_k, question=last, context=resolved.context)
-        chosen = ans.select(ans.score_sentences(retriever.index, r, seen=resolved.seen), self.settings.max_answer_sentences)
+        chosen = ans.select(ans.score_sentences(retriever.index, r, seen=resolved.seen), self.settings.max_answer_sentences, retriever.index)
         passages = retriever.index.passages
         turn = Turn(
             resolved.query,
@@ -152,7 +152,7 @@ class Assistant:
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
-            chosen = ans.select(candidates, self.settings.max_answer_sentences)
+            chosen = ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
             text, citations = ans.cite(retriever.index, chosen, r)
         return Answer(
             question=q,
