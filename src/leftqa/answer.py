@@ -10,7 +10,7 @@ from .records import Citation, Passage
 from .retrieve import Retrieval, SentenceEvidence
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
-# answer@1 on the public SQuAD 2.0 benchmark (benchmarks/squad.py), never on our own eval cases.
+# answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
 SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "dangling": 0.30, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
 SUPPORT_MARGIN = 0.08

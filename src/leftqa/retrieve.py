@@ -17,9 +17,9 @@ from .text import terms
 # Stage 1 ranks candidates by [bm25 / max bm25, passage cosine, best-sentence cosine]. Stage 2 adds sentence
 # evidence: the best sentence's (cosine + IDF-weighted term coverage) / 2 ("evidence"), the best share of the
 # query's term bigrams in one sentence, and whether that sentence holds an answer of the expected type.
-# Weights chosen on the public SQuAD 2.0 benchmark (two articles, 293 answerable questions; hit@1 0.84 with
-# stage 1 alone, 0.894 with stage 2), then checked on our single-turn eval cases (hit@1 0.94), by the
-# coordinate/grid search described in docs/retrieval.md — never by looking at individual questions.
+# Weights chosen by grid search on the public SQuAD 2.0 benchmark (two articles, 293 answerable questions;
+# hybrid hit@1 0.84 with stage 1 alone, 0.894 with stage 2), then checked on our single-turn eval cases
+# (hit@1 0.94); `benchmarks/tune.py` re-runs the search. Never chosen by looking at individual questions.
 WEIGHTS = {"bm25": 0.35, "dense": 0.25, "sentence": 0.40}
 RERANK_WEIGHTS = {"bm25": 0.10, "dense": 0.15, "sentence": 0.15, "evidence": 0.60, "bigram": 0.20, "type": 0.10}
 CANDIDATES = 100  # passages taken from each of BM25 and dense before fusion
