@@ -8,8 +8,7 @@ from .text import is_stopword, words
 
 # Words that point back into the conversation. Grammar words only: nothing here names a person or event.
 _ANAPHORA = frozenset(
-    "he she it they them him her his hers its their theirs this that these those there then such "
-    "the latter the former former latter".split()
+    "he she it they them him her his hers its their theirs this that these those there then such former latter".split()
 )
 _LEADS = re.compile(r"^\s*(and|but|also|so|what about|how about|and what about|what else|anything else|why not|and why)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")

@@ -1,0 +1,72 @@
+"""Abstention calibration: the trade-off sweep, the chosen threshold, and decisions at that threshold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from leftqa.calibrate import Point, best_point, fit, sweep
+from leftqa.chat import DEFAULT_CALIBRATION, load_calibration
+from leftqa.errors import EvalError
+
+
+def test_sweep_counts_recall_and_false_abstention() -> None:
+    points = sweep([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
+    assert points[0] == Point(0.099999, 0.0, 0.0)
+    assert Point(0.5, 1.0, 0.0) in points  # between 0.2 and 0.8 every unanswerable is abstained on, no answerable
+    assert points[-1] == Point(0.900001, 1.0, 1.0)
+
+
+def test_best_point_respects_the_false_abstention_budget() -> None:
+    points = [Point(0.1, 0.5, 0.0), Point(0.2, 0.8, 0.04), Point(0.3, 1.0, 0.2)]
+    assert best_point(points, 0.05) == Point(0.2, 0.8, 0.04)
+    assert best_point(points, 0.25) == Point(0.3, 1.0, 0.2)
+
+
+def test_fit_separates_answerable_from_unanswerable() -> None:
+    evidence = [
+        {"sentence": 0.7, "coverage": 0.6, "passage_coverage": 0.8},
+        {"sentence": 0.6, "coverage": 0.5, "passage_coverage": 0.9},
+        {"sentence": 0.1, "coverage": 0.0, "passage_coverage": 0.0},
+        {"sentence": 0.5, "coverage": 0.0, "passage_coverage": 0.1},
+    ]
+    labels = [True, True, False, False]
+    result = fit(evidence, labels)
+    assert result["abstention_recall"] == 1.0
+    assert result["false_abstention"] == 0.0
+    scores = [sum(result["weights"][k] * ev[k] for k in result["weights"]) for ev in evidence]
+    assert [s < result["threshold"] for s in scores] == [False, False, True, True]
+
+
+def test_fit_needs_both_kinds_of_case() -> None:
+    with pytest.raises(EvalError):
+        fit([{"sentence": 0.5}], [True])
+
+
+def test_calibration_file_is_used_only_for_its_model(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"weights": {"sentence": 1.0}, "threshold": 0.4, "model": "m1"}), encoding="utf-8")
+    assert load_calibration(path, "m1")["threshold"] == 0.4
+    assert load_calibration(path, "m2") == DEFAULT_CALIBRATION
+    assert load_calibration(tmp_path / "missing.json", "m1") == DEFAULT_CALIBRATION
+    path.write_text("not json", encoding="utf-8")
+    assert load_calibration(path, "m1") == DEFAULT_CALIBRATION
+
+
+@pytest.mark.parametrize(("threshold", "abstains"), [(-1.0, False), (99.0, True)])
+def test_ask_abstains_below_the_threshold(fake_assistant, threshold: float, abstains: bool) -> None:  # noqa: ANN001
+    fake_assistant.calibration = {"weights": {"sentence": 1.0}, "threshold": threshold}
+    answer = fake_assistant.ask("Who led the Harbour Committee?")
+    assert answer.abstained is abstains
+    assert bool(answer.citations) is not abstains
+    assert len(answer.passages) > 0  # an abstaining answer still lists the closest passages
+    expected = answer.evidence["sentence"]
+    assert answer.confidence == pytest.approx(expected, abs=1e-6)
+
+
+def test_committed_calibration_meets_its_budget() -> None:
+    data = json.loads(Path("evals/calibration.json").read_text("utf-8"))
+    assert data["false_abstention"] <= data["max_false_abstention"]
+    assert set(data["weights"]) <= {"sentence", "coverage", "passage", "passage_coverage", "score"}

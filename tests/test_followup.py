@@ -1,0 +1,79 @@
+"""Follow-up detection and query building (no LLM): standalone questions are never rewritten."""
+
+from __future__ import annotations
+
+import pytest
+
+from leftqa.followup import build_query, context_terms, names, needs_context
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What did they do in Spain?",
+        "When did she die?",
+        "Who led it?",
+        "And what about Bukharin?",
+        "What about the Right Opposition?",
+        "Why?",
+        "When?",
+        "Which war did he oppose?",
+        "How did Stalin treat her legacy?",
+        "What happened there?",
+    ],
+)
+def test_questions_that_lean_on_the_conversation(question: str) -> None:
+    assert needs_context(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who led the Antwerp Group?",
+        "When was Trotsky exiled?",
+        "What was the Kronstadt rebellion?",
+        "How many people died in the Great Purge?",
+        "Which historian wrote about the Antwerp Group?",
+        "",
+    ],
+)
+def test_standalone_questions(question: str) -> None:
+    assert not needs_context(question)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Who led the Antwerp Group?", ["Antwerp Group"]),
+        ("Illustrating the role, historian Jonathan Hyslop names Hermann Knüfken.", ["Jonathan Hyslop", "Hermann Knüfken"]),
+        ("What was Rosa Luxemburg's main criticism?", ["Rosa Luxemburg"]),
+        ("Another key figure was Louis Fischer. Bell said so.", ["Louis Fischer"]),
+    ],
+)
+def test_names(text: str, expected: list[str]) -> None:
+    assert names(text) == expected
+
+
+def test_context_takes_question_names_and_words_then_two_answer_names() -> None:
+    ctx = context_terms(
+        "Who led the Antwerp Group?",
+        ['The "Antwerp Group" of activists in the International Transport Workers\' Federation, led by Hermann Knüfken, met Jonathan Hyslop.'],
+    )
+    assert ctx == ["Antwerp Group", "led", "International Transport Workers' Federation", "Hermann Knüfken"]
+
+
+def test_context_is_bounded() -> None:
+    ctx = context_terms("Alpha Beta Gamma Delta Epsilon Zeta Eta Theta Iota Kappa words here", [])
+    assert len(ctx) <= 8
+
+
+@pytest.mark.parametrize(
+    ("question", "context", "expected"),
+    [
+        ("When did she die?", ["Emma Goldman"], "When did she die? (Emma Goldman)"),
+        ("When did she die?", [], "When did she die?"),
+        ("  Why?  ", ["Kronstadt", "rebellion"], "Why? (Kronstadt, rebellion)"),
+    ],
+)
+def test_build_query(question: str, context: list[str], expected: str) -> None:
+    assert build_query(question, context) == expected
