@@ -246,30 +246,8 @@ def build_index(
                 embedded=0, seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir),
                 unchanged=len(old_docs), rebuilt=False, notes=tuple(notes),
             )  # fmt: skip
-        old_passages: dict[str, list[Passage]] = {}
-        if reuse_passages:
-            for p in previous.passages:
-                old_passages.setdefault(p.doc_id, []).append(p)
-        docs: list[dict[str, Any]] = []
-        skipped: list[dict[str, str]] = []
-        passages: list[Passage] = []
-        for doc_id, digest in digests.items():
-            prior = old_docs.get(doc_id)
-            if prior is not None and prior.get("sha256") == digest and doc_id in old_passages:
-                entry = dict(prior)
-                doc_passages = old_passages[doc_id]
-            else:
-                try:
-                    doc = read_document(corpus_dir / doc_id, doc_id)
-                except SourceError as exc:
-                    warnings.append(str(exc))
-                    skipped.append({"doc_id": doc_id, "sha256": digest, "reason": str(exc)})
-                    continue
-                doc_passages = chunk_document(doc, settings.min_words, settings.max_words)
-                entry = {"doc_id": doc_id, "title": doc.title, "fingerprint": doc.fingerprint, "sha256": digest, "source": doc.source}
-            entry["passages"] = len(doc_passages)
-            docs.append(entry)
-            passages.extend(doc_passages)
+        docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [])
+        warnings += [s["reason"] for s in skipped]
         if not docs:
             detail = f" ({len(skipped)} files skipped)" if skipped else ""
             raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
@@ -325,6 +303,36 @@ def _write_extra(dest: Path, data: bytes) -> None:
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, dest)
+
+
+def _collect(
+    settings: Settings, digests: dict[str, str], old_docs: dict[str, dict[str, Any]], reusable: list[Passage]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[Passage]]:
+    """(manifest entries, skipped files, passages) of the corpus: unchanged files keep their previous passages."""
+    old_passages: dict[str, list[Passage]] = {}
+    for p in reusable:
+        old_passages.setdefault(p.doc_id, []).append(p)
+    corpus_dir = Path(settings.corpus_dir)
+    docs: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    passages: list[Passage] = []
+    for doc_id, digest in digests.items():
+        prior = old_docs.get(doc_id)
+        if prior is not None and prior.get("sha256") == digest and doc_id in old_passages:
+            entry = dict(prior)
+            doc_passages = old_passages[doc_id]
+        else:
+            try:
+                doc = read_document(corpus_dir / doc_id, doc_id)
+            except SourceError as exc:
+                skipped.append({"doc_id": doc_id, "sha256": digest, "reason": str(exc)})
+                continue
+            doc_passages = chunk_document(doc, settings.min_words, settings.max_words)
+            entry = {"doc_id": doc_id, "title": doc.title, "fingerprint": doc.fingerprint, "sha256": digest, "source": doc.source}
+        entry["passages"] = len(doc_passages)
+        docs.append(entry)
+        passages.extend(doc_passages)
+    return docs, skipped, passages
 
 
 def _diff(docs: list[dict[str, Any]], old_docs: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
