@@ -127,13 +127,12 @@ def test_answer_shows_markers_and_highlighted_sources_and_markers_bring_them_int
     page = visit.page
     expect(page.locator("#lq-chat").get_by_text(ANTWERP)).to_be_visible()  # an example question on first load
     visit.ask(ANTWERP)
-    marker = page.locator('#lq-chat a.lq-cite[href="#lq-src-1-1"]')
+    marker = page.locator('#lq-chat a.lq-cite[href="#lq-src-1-1"]').first  # a passage may back several sentences
     expect(marker).to_be_visible()
     expect(marker).to_have_text("[1]")
     expect(page.locator("#lq-chat .lq-answer").last).to_contain_text("led by Hermann Knüfken.")
     source = page.locator("#lq-src-1-1")
-    expect(source.locator("mark.lq-quote")).to_be_visible()
-    expect(source.locator("mark.lq-quote")).to_contain_text("Hermann Knüfken")
+    expect(source.locator("mark.lq-quote", has_text="led by Hermann Knüfken.")).to_be_visible()
     marker.hover()
     expect(source).to_have_class("lq-source lq-cited lq-hover")
     assert "Anti-Stalinist left ›" in (marker.get_attribute("title") or "")
