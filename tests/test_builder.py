@@ -306,3 +306,55 @@ def test_running_assistant_keeps_answering_during_a_rebuild_then_reloads(setting
     assistant.reload()
     assert {p.doc_id for p in assistant.index.passages} == {"harbour-history.txt", "weavers-guild.md", "lighthouse.txt"}
     assert assistant.search("fire destroyed the wooden lighthouse", k=1)[0].doc_id == "lighthouse.txt"
+
+
+def test_vectors_are_reused_only_from_fully_verified_files(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loading checks large files only at their edges; shrink "large" so a small index has such files.
+    monkeypatch.setattr("leftqa.index.FULL_HASH_LIMIT", 0)
+    monkeypatch.setattr("leftqa.index.EDGE", 256)
+    first = build_index(settings)
+    vectors = Path(settings.index_dir) / "passage_vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a damaged middle that the edge check cannot see
+    vectors.write_bytes(bytes(data))
+    Index.load(settings.index_dir)  # loads: the damage is invisible to the quick check
+    (Path(settings.corpus_dir) / "mill.txt").write_text(MILL_TXT.replace("1811", "1812"), encoding="utf-8")
+    report = build_index(settings)
+    assert any(n.startswith("previous index unusable, building from scratch: index file passage_vectors.npy") for n in report.notes)
+    assert report.embedded == first.passages  # nothing was copied from the damaged file
+    fresh = settings.with_(index_dir=Path(settings.index_dir).parent / "fresh")
+    build_index(fresh, full=True)
+    assert vectors.read_bytes() == (Path(fresh.index_dir) / "passage_vectors.npy").read_bytes()
+
+
+@pytest.mark.e2e
+def test_incremental_build_matches_a_full_build_with_the_real_model(tmp_path: Path, bundled_embedder, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from conftest import REAL_CORPUS
+
+    import leftqa.chat as chat
+
+    monkeypatch.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write(corpus, {"seed.txt": (REAL_CORPUS / "anti-stalinist-left.txt").read_text("utf-8"), "harbour-history.txt": HARBOUR_TXT, "weavers-guild.md": GUILD_MD})
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model=bundled_embedder.name)
+    build_index(settings, bundled_embedder)
+    (corpus / "harbour-history.txt").unlink()
+    write(corpus, {"weavers-guild.md": GUILD_MD.replace("nine weeks", "eleven weeks"), "mill.txt": MILL_TXT})
+    report = build_index(settings, bundled_embedder)
+    assert report.summary().startswith("3 documents: 1 added, 1 changed, 1 removed, 1 unchanged; ")
+    full = settings.with_(index_dir=tmp_path / "full")
+    build_index(full, bundled_embedder, full=True)
+
+    a, b = Index.load(settings.index_dir), Index.load(full.index_dir)
+    assert passages_text(Path(settings.index_dir)) == passages_text(Path(full.index_dir))
+    # Batches differ (only new texts vs everything), so floats may differ in the last bits, never more.
+    np.testing.assert_allclose(a.passage_vectors, b.passage_vectors, atol=1e-5)
+    np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-5)
+    queries = ["During which years did Stalin run the Soviet Union?", "Who led the strike of the journeymen?", "When did fire destroy the mill?", "Trotsky Left Opposition"]
+    ia, ib = Assistant.load(settings), Assistant.load(full)
+    for q in queries:
+        for mode in ("hybrid", "bm25", "dense"):
+            ha, hb = ia.search(q, mode, 10), ib.search(q, mode, 10)
+            assert [h.passage_id for h in ha] == [h.passage_id for h in hb], (q, mode)
+            assert [h.score for h in ha] == pytest.approx([h.score for h in hb], abs=1e-4)

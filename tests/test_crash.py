@@ -30,8 +30,10 @@ INDEX_FILES = [
     "bm25/params.index.json",
     "bm25/vocab.index.json",
     "dense.faiss",
+    "passage_offsets.npy",
     "passage_vectors.npy",
     "passages.jsonl",
+    "sentence_starts.npy",
     "sentence_vectors.npy",
     "terms.json",
 ]
@@ -80,7 +82,11 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def test_every_index_file_is_checksummed(pristine: Settings) -> None:
-    assert sorted(read_manifest(pristine.index_dir)["files"]) == INDEX_FILES
+    index_dir = Path(pristine.index_dir)
+    on_disk = sorted(p.relative_to(index_dir).as_posix() for p in index_dir.rglob("*") if p.is_file())
+    listed = sorted(read_manifest(index_dir)["files"])
+    assert on_disk == sorted([*listed, "manifest.json"])
+    assert set(INDEX_FILES) <= set(listed)  # the files the damage tests below cover
 
 
 def corrupt(path: Path, how: str) -> None:
@@ -255,7 +261,7 @@ def test_real_build_killed_mid_embedding_keeps_the_previous_index(real_index_set
     index_dir = Path(shutil.copytree(real_index_settings.index_dir, tmp_path / "index"))
     old = doc_ids(index_dir)
     seed = (REAL_CORPUS / "anti-stalinist-left.txt").read_text("utf-8")
-    for name, text in variants(seed, 4, "copy").items():
+    for name, text in variants(seed, 8, "copy").items():
         (corpus / name).write_text(text, encoding="utf-8")
 
     proc = subprocess.Popen(index_cmd(corpus, index_dir), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -266,7 +272,7 @@ def test_real_build_killed_mid_embedding_keeps_the_previous_index(real_index_set
         while not line.startswith("embedding "):
             line = lines.get(timeout=120)
         assert line.strip().endswith("new texts with bundled:all-MiniLM-L6-v2")
-        time.sleep(0.5)
+        time.sleep(0.2)
         assert proc.poll() is None, "the build finished embedding too fast to be killed in the middle"
         proc.send_signal(signal.SIGKILL)
     finally:

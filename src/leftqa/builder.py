@@ -202,6 +202,17 @@ def pipeline_key() -> str:
     return h.hexdigest()[:16]
 
 
+def _fully_verified(previous: Any, index_dir: Path, manifest: dict[str, Any]) -> tuple[Any, str]:
+    """The previous index if every file matches its full sha256 (loading checks large files only at their edges)."""
+    from .index import verify_files
+
+    try:
+        verify_files(index_dir, manifest, full=True)
+    except LeftQAError as exc:
+        return None, f"previous index unusable, building from scratch: {exc}"
+    return previous, ""
+
+
 def _same_pipeline(manifest: dict[str, Any], settings: Settings, key: str) -> bool:
     return manifest.get("pipeline") == key and manifest.get("chunking") == settings.chunking()
 
@@ -246,6 +257,10 @@ def build_index(
                 embedded=0, seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir),
                 unchanged=len(old_docs), rebuilt=False, notes=tuple(notes),
             )  # fmt: skip
+        if previous is not None:
+            previous, why = _fully_verified(previous, index_dir, old)
+            notes += [why] if why else []
+            reuse_passages = reuse_passages and previous is not None
         docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [])
         warnings += [s["reason"] for s in skipped]
         if not docs:
