@@ -358,3 +358,20 @@ def test_incremental_build_matches_a_full_build_with_the_real_model(tmp_path: Pa
             ha, hb = ia.search(q, mode, 10), ib.search(q, mode, 10)
             assert [h.passage_id for h in ha] == [h.passage_id for h in hb], (q, mode)
             assert [h.score for h in ha] == pytest.approx([h.score for h in hb], abs=1e-4)
+
+
+def test_failed_write_is_a_clear_error_and_keeps_the_old_index(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    build_index(settings)
+    before = passages_text(Path(settings.index_dir))
+    (Path(settings.corpus_dir) / "mill.txt").unlink()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("leftqa.index.np.save", disk_full)
+    rc = cli.main(["index", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", FAKE_MODEL, "-q"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 1
+    assert err == [f"leftqa: error: cannot write the index to {settings.index_dir} (No space left on device); the previous index is unchanged"]
+    assert passages_text(Path(settings.index_dir)) == before
+    assert not list(Path(settings.index_dir).parent.glob(".index.tmp-*"))

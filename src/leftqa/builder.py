@@ -18,7 +18,7 @@ from .chunking import chunk_document
 from .config import Settings
 from .corpus import corpus_fingerprint, fingerprint_of, read_document, source_digests
 from .embed import Embedder
-from .errors import CorpusError, IndexLockedError, IndexMissingError, LeftQAError, SourceError
+from .errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
 from .records import Passage
 
 # What turns a file into passages: when any of these modules or libraries changes, every file is read again.
@@ -284,7 +284,10 @@ def build_index(
         index = Index.build(passages, cache, manifest)
         say(f"writing index to {index_dir}")
         extras = _extra_files(index_dir, old)
-        index.save(index_dir)
+        try:
+            index.save(index_dir)
+        except OSError as exc:
+            raise IndexWriteError(f"cannot write the index to {index_dir} ({exc.strerror or exc}); the previous index is unchanged") from None
         for name, data in extras.items():
             _write_extra(index_dir / name, data)
     passage_texts = {p.text for p in passages}

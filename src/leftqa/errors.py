@@ -49,3 +49,7 @@ class ModelError(LeftQAError):
 
 class FeedbackError(LeftQAError):
     """A feedback line cannot be written."""
+
+
+class IndexWriteError(LeftQAError):
+    """A new index could not be written (disk full, permissions); the previous index is unchanged."""
