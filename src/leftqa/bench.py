@@ -66,16 +66,21 @@ def run_child(cmd: list[str], timeout: float = 900, env: dict[str, str] | None =
             "returncode": proc.returncode, "stdout": out, "stderr": err}  # fmt: skip
 
 
-def time_asks(assistant: Any, questions: Sequence[str], warmup: int = 5) -> list[float]:
-    """Milliseconds per `assistant.ask` over the questions, after a few unmeasured warm-up asks."""
+def time_asks(assistant: Any, questions: Sequence[str], warmup: int = 5) -> tuple[list[float], list[float]]:
+    """(wall ms, CPU ms) per `assistant.ask` over the questions, after a few unmeasured warm-up asks.
+
+    The query path runs on one thread, so CPU time is about what the ask takes on an idle core: on a shared
+    machine it is the steadier of the two.
+    """
     for q in list(questions)[:warmup]:
         assistant.ask(q)
-    out = []
+    wall, cpu = [], []
     for q in questions:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         assistant.ask(q)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return wall, cpu
 
 
 def vocabulary(model: str) -> list[str]:
@@ -249,8 +254,47 @@ def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     return {"queries_per_s": speed, "identical_scores": bool(same), "queries": len(queries)}
 
 
+HEADLINE = ("hit@1", "hit@5", "mrr@10", "answer@1", "abstention_recall", "false_abstention")
+
+
+def compare_backends(corpus: Path, cases: Path, calibration: Path, work: Path, model: str) -> dict[str, Any]:
+    """`leftqa eval` headline metrics of torch, onnx and onnx-int8 indexes of one corpus, under one calibration.
+
+    One process and one calibration for all three, so only the embedding backend differs (calibration files
+    are per model name, and a backend-prefixed name would otherwise fall back to the default thresholds).
+    """
+    from .builder import build_index
+    from .chat import Assistant, load_calibration
+    from .evaluate import evaluate, load_cases
+
+    base = model.split(":", 1)[1] if model.split(":", 1)[0] in ("torch", "onnx", "onnx-int8") else model
+    loaded = load_cases([cases])
+    cal = load_calibration(calibration, base)
+    out: dict[str, Any] = {"calibration": cal.get("source", "default"), "metrics": {}, "top10_identical_to_torch": {}}
+    rankings: dict[str, list[tuple[str, ...]]] = {}
+    for backend in ("torch", "onnx", "onnx-int8"):
+        name = f"{backend}:{base}"
+        settings_ = _settings(corpus, work / backend, name)
+        build_index(settings_, full=True)
+        assistant = Assistant.load(settings_)
+        assistant.calibration = dict(cal)
+        run = evaluate(assistant, loaded, ["hybrid"])
+        out["metrics"][backend] = {g: {k: v for k, v in row.items() if k in HEADLINE} for g, row in run.metrics["hybrid"].items()}
+        rankings[backend] = [tuple(h.passage_id for h in assistant.search(c.question)) for c in loaded]
+    for backend in ("onnx", "onnx-int8"):
+        same = sum(a == b for a, b in zip(rankings["torch"], rankings[backend]))
+        out["top10_identical_to_torch"][backend] = f"{same}/{len(loaded)}"
+    return out
+
+
+def _settings(corpus: Path, index_dir: Path, model: str) -> Any:
+    from .config import Settings
+
+    return Settings(corpus_dir=corpus, index_dir=index_dir, model=model, threads=0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leftqa.bench build-synthetic --out DIR --passages N ...`: one synthetic build, JSON on stdout."""
+    """`python -m leftqa.bench build-synthetic ...` (one synthetic build) or `compare-backends ...`; JSON on stdout."""
     p = argparse.ArgumentParser(prog="python -m leftqa.bench")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build-synthetic")
@@ -262,7 +306,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--ann-threshold", type=int, default=None)
     b.add_argument("--min-words", type=int, default=40)
     b.add_argument("--max-words", type=int, default=150)
+    c = sub.add_parser("compare-backends", help="eval headline metrics of the three embedding backends")
+    c.add_argument("--corpus", default="corpus")
+    c.add_argument("--cases", default="evals/corpus.jsonl")
+    c.add_argument("--calibration", default="evals/calibration.json")
+    c.add_argument("--work", required=True, help="folder for the three indexes")
+    c.add_argument("--model", default="bundled:all-MiniLM-L6-v2")
     args = p.parse_args(argv)
+    if args.command == "compare-backends":
+        result = compare_backends(Path(args.corpus), Path(args.cases), Path(args.calibration), Path(args.work), args.model)
+        for group, row in result["metrics"]["onnx"].items():
+            for k in row:
+                vals = [result["metrics"][b][group].get(k) for b in ("torch", "onnx", "onnx-int8")]
+                delta = 100 * (vals[2] - vals[1])
+                print(f"{group:12s} {k:18s} torch {vals[0]:.4f}  onnx {vals[1]:.4f}  onnx-int8 {vals[2]:.4f}  int8-fp32 {delta:+.1f} pt")
+        print("top-10 identical to torch:", result["top10_identical_to_torch"])
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
     from .index import ANN_THRESHOLD
 
     threshold = ANN_THRESHOLD if args.ann_threshold is None else args.ann_threshold

@@ -42,9 +42,10 @@ TERMS = "terms.json"
 BM25_DIR = "bm25"
 REBUILD_HINT = "run `leftqa index` to rebuild it"
 
-# Exact search costs ~6 ms per query at 100K vectors and grows linearly (docs/scaling.md); above this many
-# passages an HNSW graph answers in about a millisecond at recall@10 >= 0.95 against exact search.
-ANN_THRESHOLD = 200_000
+# Exact search reads every vector: 14-17 ms of CPU per query at 100K passages here (6 ms on an idle machine of
+# this kind) and linear in size (docs/scaling.md); from this many passages on, an HNSW graph answers in about a
+# millisecond at recall@10 >= 0.95 against exact search (measured by benchmarks/run.py).
+ANN_THRESHOLD = 50_000
 HNSW = {"M": 32, "efConstruction": 40, "efSearch": 128}
 # Files above this size are checked at load by size and a hash of their first and last MiB (hashing a 6 GB
 # vector file would take longer than everything else a load does); smaller files by their full sha256.
@@ -127,7 +128,7 @@ class Bm25Scorer:
         """Open a folder written by `bm25s.BM25.save`."""
         params = json.loads((folder / "params.index.json").read_text("utf-8"))
         vocab = json.loads((folder / "vocab.index.json").read_text("utf-8"))
-        arrays = [np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False) for name in ("data", "indices", "indptr")]
+        arrays = [_mapped(folder / f"{name}.csc.index.npy") for name in ("data", "indices", "indptr")]
         nnoc = folder / "nonoccurrence_array.index.npy"
         nonoccurrence = np.load(nnoc, allow_pickle=False) if nnoc.exists() else None
         return cls(*arrays, vocab, params, nonoccurrence)
@@ -323,8 +324,8 @@ class Index:
             passages = PassageStore(path / PASSAGES, offsets)
             starts_file = path / SENTENCE_STARTS
             starts = np.load(starts_file, allow_pickle=False) if starts_file.exists() else _sentence_starts(passages)
-            passage_vectors = np.load(path / PASSAGE_VECTORS, mmap_mode="r", allow_pickle=False)
-            sentence_vectors = np.load(path / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+            passage_vectors = _mapped(path / PASSAGE_VECTORS)
+            sentence_vectors = _mapped(path / SENTENCE_VECTORS)
             doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
             # Memory-mapped codes: the OS pages vectors in as searches touch them, and shares them between processes.
             dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
@@ -363,6 +364,12 @@ class Index:
             raise IndexMismatchError(f"the index was built with chunking {m.get('chunking')} but {chunking} is configured; {REBUILD_HINT}")
         if corpus_fingerprint is not None and m.get("corpus_fingerprint") != corpus_fingerprint:
             raise IndexMismatchError(f"the corpus changed since the index was built; {REBUILD_HINT}")
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """A read-only memory-mapped .npy as a plain ndarray view (np.memmap's per-slice bookkeeping costs ~30 µs
+    a slice, and the query path takes hundreds of slices)."""
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
 
 
 def _file_entry(f: Path) -> dict[str, Any]:

@@ -56,6 +56,8 @@ def normalise(text: str) -> str:
 
 def fold(text: str) -> str:
     """Text without diacritics ("Knüfken" -> "Knufken"), so spellings with and without accents match."""
+    if text.isascii():  # nothing to fold (NFKD leaves ASCII as it is); skips a per-character loop per query
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
