@@ -11,7 +11,7 @@ from .retrieve import Retrieval, SentenceEvidence
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
-SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "dangling": 0.30, "repeat": 0.30}
+SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
 SUPPORT_MARGIN = 0.08
 # A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
@@ -49,13 +49,10 @@ def score_sentences(
             continue
         rel = (float(r.scores[s.rank]) - bottom) / spread if spread > 0 else 1.0
         text = index.passages[s.pos].sentences[s.index_in_passage].text
-        # A sentence that introduces a quotation lost from the source ("… she explains:") answers nothing.
-        dangling = 1.0 if text.rstrip().endswith(":") else 0.0
+        if text.rstrip().endswith(":"):
+            continue  # introduces a quotation lost from the source ("… she explains:"): it answers nothing
         repeat = 1.0 if (index.passages[s.pos].id, s.index_in_passage) in seen else 0.0
-        score = (
-            s.evidence + w["bigram"] * s.bigram + w["type"] * s.type_ok + w["passage"] * rel
-            - w["dangling"] * dangling - w["repeat"] * repeat
-        )
+        score = s.evidence + w["bigram"] * s.bigram + w["type"] * s.type_ok + w["passage"] * rel - w["repeat"] * repeat
         out.append(Candidate(s.rank, s.pos, s.index_in_passage, score, s.cosine, s.coverage, s.type_ok, s.matched))
     out.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))
     return out
@@ -86,19 +83,17 @@ def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | N
 
 
 def cite(index: Index, chosen: tuple[Candidate, ...], r: Retrieval) -> tuple[str, tuple[Citation, ...]]:
-    """Answer text with [n] markers and one citation per passage, numbered in order of first use."""
+    """Answer text and citations: passages in order of first use (the best sentence's first), each passage's
+    quoted sentences in reading order, adjacent ones quoted as one run, every run followed by its [n]."""
     scores = {int(p): float(s) for p, s in zip(r.positions, r.scores)}
-    numbers: dict[int, int] = {}
-    by_passage: dict[int, list[int]] = {}
+    order = list(dict.fromkeys(c.pos for c in chosen))
     parts: list[str] = []
-    for c in chosen:
-        n = numbers.setdefault(c.pos, len(numbers) + 1)
-        by_passage.setdefault(c.pos, []).append(c.index_in_passage)
-        parts.append(f"{index.passages[c.pos].sentences[c.index_in_passage].text} [{n}]")
     citations = []
-    for pos, n in numbers.items():
+    for n, pos in enumerate(order, start=1):
         p: Passage = index.passages[pos]
-        idx = sorted(set(by_passage[pos]))
+        idx = sorted({c.index_in_passage for c in chosen if c.pos == pos})
+        runs = _runs(p, idx)
+        parts.extend(f"{text} [{n}]" for text in runs)
         sents = [p.sentences[i] for i in idx]
         citations.append(
             Citation(
@@ -109,7 +104,7 @@ def cite(index: Index, chosen: tuple[Candidate, ...], r: Retrieval) -> tuple[str
                 section=p.section,
                 start=sents[0].start,
                 end=sents[-1].end,
-                quote=" … ".join(_runs(p, idx)),
+                quote=" … ".join(runs),
                 highlights=tuple((s.local_start, s.local_end) for s in sents),
                 page=p.page,
                 score=round(scores.get(pos, 0.0), 6),
@@ -119,10 +114,10 @@ def cite(index: Index, chosen: tuple[Candidate, ...], r: Retrieval) -> tuple[str
 
 
 def _runs(p: Passage, idx: list[int]) -> list[str]:
-    """Quoted text per run of adjacent sentences (verbatim from the passage)."""
+    """Quoted text per run of adjacent sentences of one paragraph (verbatim from the passage)."""
     runs: list[list[int]] = []
     for i in idx:
-        if runs and i == runs[-1][-1] + 1:
+        if runs and i == runs[-1][-1] + 1 and p.text[p.sentences[i - 1].local_end : p.sentences[i].local_start] == " ":
             runs[-1].append(i)
         else:
             runs.append([i])
