@@ -51,5 +51,5 @@ class FeedbackError(LeftQAError):
     """A feedback line cannot be written."""
 
 
-class IndexWriteError(LeftQAError):
-    """A new index could not be written (disk full, permissions); the previous index is unchanged."""
+class IndexWriteError(LeftQAError, OSError):
+    """A new index could not be written (disk full, permissions); the previous one is kept. Also an OSError."""
