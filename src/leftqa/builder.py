@@ -117,19 +117,21 @@ class _VectorCache:
         self._settings = settings
         self._progress = progress
         self._log = log
-        self._rows: dict[bytes, tuple[np.ndarray, int]] = {}
+        self._sources: list[np.ndarray] = []  # matrices vectors are taken from: previous index, fresh batches
+        self._rows: dict[bytes, tuple[int, int]] = {}  # sha256 of a text -> (source, row)
         self.dim = 0
         self.missed: set[str] = set()
 
     def seed(self, previous: Any) -> None:
         """Offer every passage and sentence vector of a loaded previous index for reuse."""
         self.dim = int(previous.manifest.get("dimension") or 0)
-        for i, p in enumerate(previous.passages):
-            self._rows.setdefault(_key(p.text), (previous.passage_vectors, i))
+        self._sources += [previous.passage_vectors, previous.sentence_vectors]
+        p_src, s_src = len(self._sources) - 2, len(self._sources) - 1
         row = 0
-        for p in previous.passages:
-            for s in p.sentences:
-                self._rows.setdefault(_key(s.text), (previous.sentence_vectors, row))
+        for i, p in enumerate(previous.passages):
+            self._rows.setdefault(_key(p.text), (p_src, i))
+            for sentence in p.sentences:
+                self._rows.setdefault(_key(sentence.text), (s_src, row))
                 row += 1
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -142,16 +144,20 @@ class _VectorCache:
             embedder = self._load()
             self._log(f"embedding {len(todo)} new texts with {embedder.name}")
             vecs = embedder.encode(list(todo.values()), batch_size=self._settings.batch_size, progress=self._progress)
+            self._sources.append(vecs)
             for i, (k, t) in enumerate(todo.items()):
-                self._rows[k] = (vecs, i)
+                self._rows[k] = (len(self._sources) - 1, i)
                 self.missed.add(t)
             self.dim = int(vecs.shape[1])
+            if len(todo) == len(texts):  # every text new and distinct: the batch is the answer, in order
+                return np.ascontiguousarray(vecs, dtype=np.float32)
         if not texts and not self.dim:
             self.dim = self._load().dim
+        where = np.array([self._rows[k] for k in keys], dtype=np.int64).reshape(-1, 2)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i, k in enumerate(keys):
-            matrix, row = self._rows[k]
-            out[i] = matrix[row]
+        for source in np.unique(where[:, 0]):
+            mask = where[:, 0] == source
+            out[mask] = self._sources[int(source)][where[mask, 1]]
         return out
 
     def _load(self) -> Embedder:
