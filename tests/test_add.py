@@ -294,3 +294,14 @@ def test_add_creates_a_missing_corpus_folder(tmp_path: Path) -> None:
     settings = Settings(corpus_dir=tmp_path / "new-corpus", index_dir=tmp_path / "idx", model=FAKE_MODEL)
     assert run(settings, str(note)) == 0
     assert (tmp_path / "new-corpus" / "note.txt").exists() and Index.load(tmp_path / "idx").size == 1
+
+
+def test_adding_a_folder_that_contains_the_corpus_does_not_copy_the_corpus_into_itself(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    corpus = project / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "old.txt").write_text("Already in the corpus.\n", encoding="utf-8")
+    (project / "notes.md").write_text("# Notes\n\nA note beside the corpus.\n", encoding="utf-8")
+    result = add_sources([str(project)], corpus)
+    assert [(a.dest, a.status) for a in result.added] == [("project/notes.md", "added")]
+    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()) == ["old.txt", "project/notes.md"]

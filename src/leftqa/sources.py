@@ -113,7 +113,8 @@ def copy_path(src: Path, corpus_dir: Path, replace: bool = False) -> tuple[list[
     other = 0
     dest_root = corpus_dir / src.resolve().name
     for folder, dirs, files in os.walk(src, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        # Never descend into the corpus itself (adding a parent folder would copy the corpus into itself).
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _inside(Path(folder) / d, corpus_dir))
         for name in sorted(files):
             path = Path(folder) / name
             if name.startswith(".") or name.endswith(SIDECAR):
