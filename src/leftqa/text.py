@@ -64,8 +64,11 @@ def fold(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased, accent-folded word tokens, possessives stripped ("Stalin's" -> "stalin")."""
+    clean = fold(text).translate(_QUOTES).lower()
+    if "'" not in clean:  # no apostrophes, nothing to strip: the common case, on every query's sentences
+        return _TOKEN.findall(clean)
     out = []
-    for tok in _TOKEN.findall(fold(text).translate(_QUOTES).lower()):
+    for tok in _TOKEN.findall(clean):
         if tok.endswith("'s"):
             tok = tok[:-2]
         out.append(tok.replace("'", ""))
