@@ -108,6 +108,7 @@ def cite(index: Index, chosen: tuple[Candidate, ...], r: Retrieval) -> tuple[str
                 highlights=tuple((s.local_start, s.local_end) for s in sents),
                 page=p.page,
                 score=round(scores.get(pos, 0.0), 6),
+                source=p.source,
             )
         )
     return " ".join(parts), tuple(citations)

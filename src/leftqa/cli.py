@@ -103,7 +103,8 @@ def _format_answer(a: Any) -> str:
         lines.append("")
         for c in a.citations:
             page = f", p. {c.page}" if c.page else ""
-            lines.append(f"[{c.n}] {c.title} › {c.section}{page} ({c.doc_id}, chars {c.start}-{c.end}, passage {c.passage_id})")
+            origin = f", from {c.source}" if c.source else ""
+            lines.append(f"[{c.n}] {c.title} › {c.section}{page} ({c.doc_id}, chars {c.start}-{c.end}, passage {c.passage_id}{origin})")
     return "\n".join(lines)
 
 

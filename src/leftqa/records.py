@@ -77,6 +77,7 @@ class Citation:
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of each quoted sentence in the passage text
     page: int | None = None
     score: float = 0.0
+    source: str = ""  # where the document came from (a URL for downloaded pages)
 
 
 @dataclass(frozen=True)

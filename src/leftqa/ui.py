@@ -102,12 +102,13 @@ def _cited_card(c: Citation, hits: dict[str, Hit], turn: int) -> str:
     # The cited passage normally is among the ranked hits; if not, its quoted sentences still show verbatim.
     body = _highlighted(hit.text, c.highlights) if hit else f'<mark class="lq-quote">{_e(c.quote)}</mark>'
     page = f", p. {_e(c.page)}" if c.page else ""
+    origin = f" · from {_e(c.source)}" if c.source else ""  # shown as text, never a live link
     return (
         f'<article class="lq-source lq-cited" id="{_source_id(turn, c.n)}">'
         f'<header><span class="lq-n">[{c.n}]</span> <span class="lq-where">{_e(c.title)} › {_e(c.section)}</span>'
         f'<span class="lq-score" title="retrieval score">score {c.score:.3f}</span></header>'
         f'<p class="lq-text">{body}</p>'
-        f'<footer class="lq-meta">{_e(c.doc_id)}{page} · characters {c.start}–{c.end} · passage {_e(c.passage_id)}</footer>'
+        f'<footer class="lq-meta">{_e(c.doc_id)}{page} · characters {c.start}–{c.end} · passage {_e(c.passage_id)}{origin}</footer>'
         "</article>"
     )
 
