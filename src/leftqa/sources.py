@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .corpus import MAX_FILE_BYTES, MAX_PACKAGE_BYTES, READERS, SIDECAR, read_source_url, sidecar_path
 from .errors import SourceError
+from .index import file_sha256
 
 WEB_FOLDER = "web"
 _PACKAGE_SUFFIXES = (".pdf", ".docx")
@@ -140,15 +141,7 @@ def copy_path(src: Path, corpus_dir: Path, replace: bool = False) -> tuple[list[
 def _same_bytes(a: Path, b: Path) -> bool:
     if a.stat().st_size != b.stat().st_size:
         return False
-    return _digest(a) == _digest(b)
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(a) == file_sha256(b)
 
 
 def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: str) -> Added:
