@@ -13,6 +13,7 @@ from .retrieve import Retrieval, SentenceEvidence
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
 SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
+STRICT_TYPES = ("date", "number")  # answer types precise enough to require (person/place matching is loose)
 SUPPORT_MARGIN = 0.08
 # A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
 _CONTINUES = re.compile(r"^(It|Its|They|Their|Them|This|These|That|Those|He|His|She|Her|Such)\b")
@@ -128,7 +129,7 @@ def _runs(p: Passage, idx: list[int]) -> list[str]:
 def evidence(candidates: list[Candidate], r: Retrieval) -> dict[str, float]:
     """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals."""
     if not candidates:
-        return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0}
+        return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0, "type_found": 0.0}
     top_matched: set[str] = set()
     for s in r.sentences:
         if s.rank < 3:
@@ -139,7 +140,14 @@ def evidence(candidates: list[Candidate], r: Retrieval) -> dict[str, float]:
         "passage": round(float(r.dense[0]) if len(r.dense) else 0.0, 6),
         "passage_coverage": round(r.qterms.coverage(top_matched), 6),
         "score": round(candidates[0].score, 6),
+        # A when / how-many question needs a date / number in one of the best sentences; other kinds always pass.
+        "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in candidates[:3]) else 0.0,
     }
+
+
+def abstains(ev: dict[str, float], calibration: dict) -> bool:
+    """Not in the corpus: confidence under the calibrated threshold, or no answer of a strictly expected type."""
+    return confidence(ev, calibration["weights"]) < float(calibration["threshold"]) or ev.get("type_found", 1.0) == 0.0
 
 
 def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:

@@ -27,15 +27,18 @@ class Point:
     false_abstention: float
 
 
-def sweep(scores: Sequence[float], labels: Sequence[bool]) -> list[Point]:
-    """Abstention recall and false-abstention rate at every threshold between consecutive scores."""
+def sweep(scores: Sequence[float], labels: Sequence[bool], forced: Sequence[bool] = ()) -> list[Point]:
+    """Abstention recall and false-abstention rate at every threshold between consecutive scores.
+
+    `forced` marks cases abstained on whatever the threshold (no answer of a strictly expected type)."""
+    forced = list(forced) or [False] * len(scores)
     values = sorted(set(scores))
     cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
     n_pos = sum(labels) or 1
     n_neg = (len(labels) - sum(labels)) or 1
     points = []
     for t in cuts:
-        abstain = [s < t for s in scores]
+        abstain = [s < t or f for s, f in zip(scores, forced)]
         recall = sum(a for a, y in zip(abstain, labels) if not y) / n_neg
         false = sum(a for a, y in zip(abstain, labels) if y) / n_pos
         points.append(Point(round(t, 6), round(recall, 4), round(false, 4)))
@@ -53,10 +56,11 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
     best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
+    forced = [ev.get("type_found", 1.0) == 0.0 for ev in evidence]
     for values in itertools.product(*GRID.values()):
         weights = dict(zip(GRID, values))
         scores = [confidence(ev, weights) for ev in evidence]
-        points = sweep(scores, labels)
+        points = sweep(scores, labels, forced)
         p = best_point(points, max_false)
         key = (p.abstention_recall, -p.false_abstention)
         if best is None or key > best[0]:

@@ -148,7 +148,7 @@ class Assistant:
         evidence = ans.evidence(candidates, r)
         conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
-        abstain = not candidates or conf < float(calibration["threshold"])
+        abstain = not candidates or ans.abstains(evidence, calibration)
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
@@ -162,7 +162,8 @@ class Assistant:
             citations=citations,
             passages=hits,
             mode=mode,
-            reason="low evidence" if abstain else "",
+            reason=("" if not abstain else "no answer of the expected kind (a date or number) in the closest material"
+                    if evidence.get("type_found", 1.0) == 0.0 else "low evidence"),
             confidence=round(conf, 6),
             evidence=evidence,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
