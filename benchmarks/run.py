@@ -144,8 +144,9 @@ def http_latency(index_dir: Path, corpus: Path, model: str, questions: list[str]
             t = time.perf_counter()
             _http_ask(url, q)
             ms.append((time.perf_counter() - t) * 1000)
-        rss = _vm_hwm_mb(proc.pid)
-        return {"ms": bench.percentiles(ms), "server_ready_s": round(ready_s, 1), "server_peak_rss_mb": rss}
+        mem = _proc_memory_mb(proc.pid)
+        return {"ms": bench.percentiles(ms), "server_ready_s": round(ready_s, 1), "server_peak_rss_mb": mem.get("VmHWM", 0.0),
+                "server_rss_private_mb": mem.get("RssAnon", 0.0), "server_rss_file_mb": mem.get("RssFile", 0.0)}  # fmt: skip
     finally:
         proc.terminate()
         try:
@@ -155,14 +156,18 @@ def http_latency(index_dir: Path, corpus: Path, model: str, questions: list[str]
             proc.wait()
 
 
-def _vm_hwm_mb(pid: int) -> float:
+def _proc_memory_mb(pid: int) -> dict[str, float]:
+    """Peak RSS and current private (anonymous) vs file-backed RSS: memory-mapped index pages are page cache,
+    shared between processes and evictable, so RSS alone overstates what a process costs."""
+    out: dict[str, float] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+            key = line.split(":", 1)[0]
+            if key in ("VmHWM", "RssAnon", "RssFile"):
+                out[key] = round(int(line.split()[1]) / 1024, 1)
     except OSError:
         pass
-    return 0.0
+    return out
 
 
 def warm_asks(index_dir: Path, corpus: Path, model: str, questions: list[str]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from leftqa.index import (
     Bm25Scorer,
     Index,
     dense_spec,
+    ef_search,
     line_offsets,
     verify_files,
 )
@@ -63,10 +64,10 @@ def test_dense_spec_switches_to_hnsw_at_the_threshold(n: int, threshold: int, ki
     spec = dense_spec(n, threshold)
     assert spec["type"] == kind
     if kind.startswith("hnsw"):
-        assert {k: spec[k] for k in HNSW} == HNSW
+        assert spec == {"type": kind, **HNSW, "efSearch": ef_search(n)}
 
 
-@pytest.mark.parametrize(("threshold", "kind", "params"), [(10_000, "flat-ip", {}), (100, "hnsw32-ip", HNSW)])
+@pytest.mark.parametrize(("threshold", "kind", "params"), [(10_000, "flat-ip", {}), (100, "hnsw32-ip", {**HNSW, "efSearch": 512})])
 def test_manifest_records_the_dense_index_and_load_applies_it(tmp_path: Path, threshold: int, kind: str, params: dict) -> None:
     build(make_passages(300), threshold).save(tmp_path / "index")
     loaded = Index.load(tmp_path / "index")
@@ -74,7 +75,12 @@ def test_manifest_records_the_dense_index_and_load_applies_it(tmp_path: Path, th
     assert loaded.manifest["dense_params"] == params
     assert loaded.dense.ntotal == 300
     if params:
-        assert loaded.dense.hnsw.efSearch == HNSW["efSearch"]
+        assert loaded.dense.hnsw.efSearch == 512
+
+
+@pytest.mark.parametrize(("n", "ef"), [(1, 512), (299_999, 512), (300_000, 2048), (5_000_000, 2048)])
+def test_ef_search_grows_with_the_index(n: int, ef: int) -> None:
+    assert ef_search(n) == ef
 
 
 def test_hnsw_recall_at_10_against_exact_search_is_at_least_095(tmp_path: Path) -> None:

@@ -46,9 +46,16 @@ REBUILD_HINT = "run `leftqa index` to rebuild it"
 # this kind) and linear in size (docs/scaling.md); from this many passages on, an HNSW graph answers in about a
 # millisecond at recall@10 >= 0.95 against exact search (measured by benchmarks/run.py).
 ANN_THRESHOLD = 50_000
-# efSearch is a query-time knob, applied at load whatever the index was built with: on synthetic 100K passages
-# recall@10 was 0.90 at 128, 0.95 at 256, 0.98 at 512 (4 ms CPU per query) against exact search.
-HNSW = {"M": 32, "efConstruction": 40, "efSearch": 512}
+HNSW = {"M": 32, "efConstruction": 40}
+# efSearch is a query-time knob, applied at load by index size whatever the index was built with. Recall@10
+# against exact search on synthetic passages (docs/scaling.md): at 100K 0.90 with 128, 0.95 with 256, 0.98 with
+# 512 (4 ms CPU per query); at 1M 0.93 with 512, 0.96 with 1024, 0.98 with 2048 (21 ms).
+EF_SEARCH = ((300_000, 512), (10**12, 2048))
+
+
+def ef_search(n: int) -> int:
+    """HNSW efSearch for an index of `n` passages: recall@10 >= 0.95 with a margin, at a few ms to ~20 ms."""
+    return next(ef for limit, ef in EF_SEARCH if n < limit)
 # Files above this size are checked at load by size and a hash of their first and last MiB (hashing a 6 GB
 # vector file would take longer than everything else a load does); smaller files by their full sha256.
 FULL_HASH_LIMIT = 64 << 20
@@ -79,7 +86,7 @@ def dense_spec(n: int, ann_threshold: int = ANN_THRESHOLD) -> dict[str, Any]:
     """Which dense index `n` passages get: exact flat inner product, or HNSW with its parameters."""
     if n < ann_threshold:
         return {"type": "flat-ip"}
-    return {"type": f"hnsw{HNSW['M']}-ip", **HNSW}
+    return {"type": f"hnsw{HNSW['M']}-ip", **HNSW, "efSearch": ef_search(n)}
 
 
 def build_dense(vectors: np.ndarray, spec: dict[str, Any] | None = None) -> Any:
@@ -334,8 +341,8 @@ class Index:
             # Memory-mapped codes: the OS pages vectors in as searches touch them, and shares them between processes.
             dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
             if hasattr(dense, "hnsw"):
-                dense.hnsw.efSearch = HNSW["efSearch"]
-                manifest = {**manifest, "dense_params": {**manifest.get("dense_params", {}), "efSearch": HNSW["efSearch"]}}
+                dense.hnsw.efSearch = ef_search(dense.ntotal)
+                manifest = {**manifest, "dense_params": {**manifest.get("dense_params", {}), "efSearch": dense.hnsw.efSearch}}
             bm25 = Bm25Scorer.load(path / BM25_DIR)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorruptError(f"index at {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); {REBUILD_HINT}") from None
