@@ -254,7 +254,11 @@ class OnnxEmbedder:
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
         session = self._session if len(texts) <= 1 else self._batch()
+        show = progress and len(texts) > batch_size and sys.stderr.isatty()
         for lo in range(0, len(texts), max(1, batch_size)):
+            if show:
+                sys.stderr.write(f"\rembedding {lo:,}/{len(texts):,} texts")
+                sys.stderr.flush()
             rows = order[lo : lo + batch_size]
             width = int(lengths[rows[0]])
             ids = np.zeros((len(rows), width), dtype=np.int64)
@@ -265,6 +269,8 @@ class OnnxEmbedder:
                 mask[r, :n] = 1
             hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
             out[rows] = _mean_pool_normalise(hidden, mask)
+        if show:
+            sys.stderr.write(f"\rembedded {len(texts):,} texts{' ' * 12}\n")
         return out
 
     def _batch(self) -> Any:
