@@ -167,7 +167,9 @@ def _export(path: Path, fp32: Path, target: Path, int8: bool, tmp_tag: str) -> N
 def _export_fp32(path: Path, fp32: Path, tmp_tag: str) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a one-time export needs no weights-loading bar
     config = _model_config(path)["config"]
     # Eager attention traces to plain MatMul/Softmax, which ONNX Runtime's optimiser fuses into one Attention op.
     model = AutoModel.from_pretrained(str(path), attn_implementation="eager").eval()
