@@ -1,5 +1,6 @@
 """Performance benchmark: build throughput vs the model's raw encode throughput, warm `ask` latency in process and
-over HTTP (`leftqa serve`), cold start, peak memory and index size, at the bundled corpus, 100K and 1M passages.
+over HTTP (`leftqa serve`) next to a plain script's (sentence-transformers + bm25s + exact FAISS, no answer),
+cold start, peak memory and index size, at the bundled corpus, 100K and 1M passages.
 
     python benchmarks/run.py                       # real corpus + 100K + 1M (synthetic; cached under /tmp)
     python benchmarks/run.py --sizes real,100000   # a subset
@@ -217,6 +218,7 @@ def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[s
     qvecs = load_embedder(args.model).encode(bench.synthetic_questions(ids, pool, args.recall_queries, seed=17))
     row["ann"] = bench.ann_recall(index_dir, qvecs)
     row["bm25"] = bench.bm25_speed(index_dir, questions)
+    row["plain_script"] = bench.plain_baseline(index_dir, questions, args.model)
     row["cold_start"] = cold_start(index_dir, nowhere, args.model, args.cold_repeats)
     if args.http:
         row["http"] = http_latency(index_dir, nowhere, args.model, questions)
@@ -232,6 +234,7 @@ def measure_real(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     index_dir = work / "build-corpus"
     questions = real_questions(args.questions)
     row["warm_ask"] = warm_asks(index_dir, REPO / "corpus", args.model, questions)
+    row["plain_script"] = bench.plain_baseline(index_dir, questions, args.model)
     row["cold_start"] = cold_start(index_dir, REPO / "corpus", args.model, args.cold_repeats)
     if args.http:
         row["http"] = http_latency(index_dir, REPO / "corpus", args.model, questions)
@@ -248,14 +251,14 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as a fixed-width text table."""
-    head = ["size", "passages", "build p/s", "encode p/s", "build/raw", "ask p50", "ask p95", "ask cpu p50", "http p50", "http p95", "cold s", "cold RSS MB", "index MB", "dense", "recall@10"]
+    head = ["size", "passages", "build p/s", "encode p/s", "build/raw", "ask p50", "ask p95", "ask cpu p50", "plain p50", "http p50", "http p95", "cold s", "cold RSS MB", "index MB", "dense", "recall@10"]
     lines = [" | ".join(head)]
     for r in rows:
         b = r.get("build_generated_text") or r.get("build") or {}
         http = (r.get("http") or {}).get("ms", {})
         lines.append(" | ".join([
             r["size"], f"{r['passages']:,}", _fmt(b.get("build_passages_per_s")), _fmt(b.get("raw_encode_passages_per_s")), _fmt(b.get("build_vs_raw")),
-            _fmt(r["warm_ask"]["ms"]["p50"]), _fmt(r["warm_ask"]["ms"]["p95"]), _fmt(r["warm_ask"]["cpu_ms"]["p50"]), _fmt(http.get("p50")), _fmt(http.get("p95")),
+            _fmt(r["warm_ask"]["ms"]["p50"]), _fmt(r["warm_ask"]["ms"]["p95"]), _fmt(r["warm_ask"]["cpu_ms"]["p50"]), _fmt((r.get("plain_script") or {}).get("ms", {}).get("p50")), _fmt(http.get("p50")), _fmt(http.get("p95")),
             _fmt(r["cold_start"]["wall_s"]), _fmt(r["cold_start"]["peak_rss_mb"]), _fmt(r["index_mb"]), str(r["warm_ask"].get("dense_index")),
             _fmt((r.get("ann") or {}).get("recall_at_10")),
         ]))  # fmt: skip

@@ -18,7 +18,7 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path: Path) -> N
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("size | passages | build p/s | encode p/s | build/raw | ask p50 | ask p95 | ask cpu p50")
+    assert lines[0].startswith("size | passages | build p/s | encode p/s | build/raw | ask p50 | ask p95 | ask cpu p50 | plain p50")
     assert lines[1].startswith("real corpus | ") and lines[2].startswith("2,000 | 2,000 | ")
 
     result = json.loads(out.read_text())
@@ -32,6 +32,7 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path: Path) -> N
         assert row["warm_ask"]["cpu_ms"]["n"] == 20 and row["warm_ask"]["cpu_ms"]["p50"] > 0
         assert row["cold_start"]["wall_s"] > 0 and row["cold_start"]["peak_rss_mb"] > 0
         assert row["index_mb"] > 0
+        assert row["plain_script"]["ms"]["n"] == 20 and row["plain_script"]["ms"]["p50"] > 0
     # The smoke size sits above its ANN threshold, so the HNSW path and its recall measurement both run.
     assert synthetic["warm_ask"]["dense_index"] == "hnsw32-ip"
     assert synthetic["ann"]["recall_at_10"] >= 0.9 and synthetic["ann"]["queries"] == 20

@@ -265,6 +265,45 @@ def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     return {"queries_per_s": speed, "identical_scores": bool(same), "queries": len(queries)}
 
 
+def plain_baseline(index_dir: Path, questions: Sequence[str], model: str) -> dict[str, Any]:
+    """What a user would otherwise run: sentence-transformers encode + bm25s top 10 + exact FAISS top 10.
+
+    Same index files and queries, no fusion, no answer; ms per query (wall and CPU), one thread for FAISS.
+    """
+    import bm25s
+    import faiss
+
+    from .embed import load_embedder, split_backend
+    from .index import BM25_DIR, Index
+    from .text import terms
+
+    index = Index.load(index_dir, verify=False)
+    embedder = load_embedder(model if model.startswith("hash:") else f"torch:{split_backend(model)[1]}", threads=1)
+    lexical = bm25s.BM25.load(str(Path(index_dir) / BM25_DIR), mmap=True)
+    exact = faiss.IndexFlatIP(index.passage_vectors.shape[1])
+    for lo in range(0, index.size, 100_000):
+        exact.add(np.ascontiguousarray(index.passage_vectors[lo : lo + 100_000]))
+    faiss.omp_set_num_threads(1)
+
+    def one(q: str) -> None:
+        vec = embedder.encode([q])
+        toks = [t for t in terms(q) if t in lexical.vocab_dict]
+        if toks:
+            scores = lexical.get_scores(toks)
+            np.argpartition(-scores, min(10, len(scores) - 1))[:10]
+        exact.search(vec, 10)
+
+    for q in list(questions)[:3]:
+        one(q)
+    wall, cpu = [], []
+    for q in questions:
+        t, c = time.perf_counter(), time.process_time()
+        one(q)
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return {"ms": percentiles(wall), "cpu_ms": percentiles(cpu), "embedder": embedder.name}
+
+
 HEADLINE = ("hit@1", "hit@5", "mrr@10", "answer@1", "abstention_recall", "false_abstention")
 
 
