@@ -242,3 +242,17 @@ def test_swap_in_replaces_the_folder(tmp_path: Path) -> None:
     swap_in(new, live)
     assert sorted(p.name for p in live.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_swap_replaces_the_live_index_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    from leftqa.index import _exchange, swap_in
+
+    new, live = tmp_path / ".index.tmp-1", tmp_path / "index"
+    new.mkdir()
+    live.mkdir()
+    (new / "manifest.json").write_text("new", encoding="utf-8")
+    (live / "manifest.json").write_text("old", encoding="utf-8")
+    assert not _exchange(tmp_path / "missing-a", tmp_path / "missing-b")  # nothing to exchange: refused, not raised
+    swap_in(new, live)
+    assert (live / "manifest.json").read_text("utf-8") == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # no old copy left aside, no temp folder

@@ -331,8 +331,26 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(fh.fileno())
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two folders (Linux renameat2 with RENAME_EXCHANGE); False where that is unavailable."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
 def swap_in(tmp: Path, path: Path) -> None:
-    """Replace `path` by `tmp`: rename the old index aside, rename the new one in, then delete the old."""
+    """Replace `path` by `tmp`, then delete the old index.
+
+    Where the kernel can exchange two folders in one step, no reader ever sees `path` missing; elsewhere the old
+    index is renamed aside first (and `recover` puts it back after a crash between the two renames)."""
+    if path.exists() and _exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous index
+        return
     old = path.parent / f".{path.name}.old-{os.getpid()}"
     if path.exists():
         os.rename(path, old)
