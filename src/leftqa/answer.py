@@ -145,9 +145,14 @@ def evidence(candidates: list[Candidate], r: Retrieval) -> dict[str, float]:
     }
 
 
-def abstains(ev: dict[str, float], calibration: dict) -> bool:
+def type_missing(ev: dict[str, float]) -> bool:
+    """A when / how-many question whose best sentences hold no date / number: abstain whatever the confidence."""
+    return ev.get("type_found", 1.0) == 0.0
+
+
+def abstains(ev: dict[str, float], conf: float, threshold: float) -> bool:
     """Not in the corpus: confidence under the calibrated threshold, or no answer of a strictly expected type."""
-    return confidence(ev, calibration["weights"]) < float(calibration["threshold"]) or ev.get("type_found", 1.0) == 0.0
+    return conf < threshold or type_missing(ev)
 
 
 def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:

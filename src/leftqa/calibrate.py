@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .answer import confidence
+from .answer import confidence, type_missing
 from .config import Settings
 from .errors import EvalError
 
@@ -56,7 +56,7 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
     best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
-    forced = [ev.get("type_found", 1.0) == 0.0 for ev in evidence]
+    forced = [type_missing(ev) for ev in evidence]
     for values in itertools.product(*GRID.values()):
         weights = dict(zip(GRID, values))
         scores = [confidence(ev, weights) for ev in evidence]

@@ -76,10 +76,7 @@ class Assistant:
     @classmethod
     def load(cls, settings: Settings, check_corpus: bool = True) -> "Assistant":
         """Load the index and model named by settings, refusing an index built for another model or corpus."""
-        path = Path(settings.index_dir)
-        index = Index.load(path)
-        fingerprint = corpus_fingerprint(Path(settings.corpus_dir)) if check_corpus and Path(settings.corpus_dir).is_dir() else None
-        index.check_compatible(settings.model, settings.chunking(), fingerprint)
+        index = _load_index(settings, check_corpus)
         embedder = load_embedder(settings.model, settings.threads)
         if settings.threads > 0:
             import faiss
@@ -88,10 +85,13 @@ class Assistant:
         return cls(settings, index, embedder, load_calibration(Path(settings.calibration_path), settings.model))
 
     def reload(self) -> str:
-        """Load the index again from disk (after a rebuild); requests in flight finish on the old one."""
-        fresh = Assistant.load(self.settings)
+        """Load the index again from disk (after a rebuild), keeping the loaded model; requests in flight finish
+        on the old index."""
+        index = _load_index(self.settings, check_corpus=True)
+        retriever = Retriever(index, self.embedder)
+        calibration = load_calibration(Path(self.settings.calibration_path), self.settings.model)
         with self._lock:
-            self.index, self.retriever, self.calibration = fresh.index, fresh.retriever, fresh.calibration
+            self.index, self.retriever, self.calibration = index, retriever, calibration
             self._turns.clear()
         return f"{self.index.size} passages from {len(self.index.manifest.get('documents', []))} documents"
 
@@ -148,7 +148,7 @@ class Assistant:
         evidence = ans.evidence(candidates, r)
         conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
-        abstain = not candidates or ans.abstains(evidence, calibration)
+        abstain = not candidates or ans.abstains(evidence, conf, float(calibration["threshold"]))
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
@@ -163,11 +163,20 @@ class Assistant:
             passages=hits,
             mode=mode,
             reason=("" if not abstain else "no answer of the expected kind (a date or number) in the closest material"
-                    if evidence.get("type_found", 1.0) == 0.0 else "low evidence"),
+                    if ans.type_missing(evidence) else "low evidence"),
             confidence=round(conf, 6),
             evidence=evidence,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
+
+
+def _load_index(settings: Settings, check_corpus: bool) -> Index:
+    """The index named by settings, checked against the configured model, chunking and (optionally) corpus."""
+    index = Index.load(Path(settings.index_dir))
+    corpus = Path(settings.corpus_dir)
+    fingerprint = corpus_fingerprint(corpus) if check_corpus and corpus.is_dir() else None
+    index.check_compatible(settings.model, settings.chunking(), fingerprint)
+    return index
 
 
 def load_calibration(path: Path, model: str) -> dict[str, Any]:
