@@ -48,6 +48,7 @@ def test_standalone_questions(question: str) -> None:
         ("Illustrating the role, historian Jonathan Hyslop names Hermann Knüfken.", ["Jonathan Hyslop", "Hermann Knüfken"]),
         ("What was Rosa Luxemburg's main criticism?", ["Rosa Luxemburg"]),
         ("Another key figure was Louis Fischer. Bell said so.", ["Louis Fischer"]),
+        ("A mural shows Trotsky with Marx and Engels and the Bolsheviks' leaders.", ["Trotsky", "Marx", "Engels", "Bolsheviks"]),
     ],
 )
 def test_names(text: str, expected: list[str]) -> None:

@@ -13,6 +13,7 @@ _ANAPHORA = frozenset(
 _LEADS = re.compile(r"^\s*(and|but|also|so|what about|how about|and what about|what else|anything else|why not|and why)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
 _GENERIC_CAPS = frozenset("What Which Who Whom Whose When Where Why How Did Does Do Was Were Is Are And But Also The A An In On Of".split())
+_POSSESSIVE = re.compile(r"['’]s?$")  # "Luxemburg's" -> "Luxemburg"; "Engels" keeps its s
 MAX_CONTEXT_TERMS = 8
 
 
@@ -29,7 +30,7 @@ def names(text: str) -> list[str]:
         sentence_initial = m.start() == 0 or text[: m.start()].rstrip().endswith((".", "!", "?", ":", '"', "“"))
         if not parts or (sentence_initial and len(parts) == 1 and m.group(0) == parts[0]):
             continue
-        out.append(" ".join(parts).rstrip("'’s").rstrip("'’"))
+        out.append(_POSSESSIVE.sub("", " ".join(parts)))
     return list(dict.fromkeys(out))
 
 
