@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from leftqa.features import QueryTerms, answer_type, idf, type_match
+from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, type_match
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,13 @@ from leftqa.features import QueryTerms, answer_type, idf, type_match
         ("Which book did George Orwell write?", "title"),
         ("What was the Kronstadt rebellion?", "other"),
         ("Why did Trotsky oppose Stalin?", "other"),
+        # The first wh-word is the focus: a later "when" opens a clause and asks for no date.
+        ("Which revolt was the turning point when leftists split?", "other"),
+        ("Who was the leader when the war began?", "person"),
+        ("In which city was the congress held?", "place"),
+        ("Since when has the archive existed?", "date"),
+        ("Did she stay in Russia when Stalin rose?", "other"),  # a yes/no question
+        ("Name the founders.", "other"),
     ],
 )
 def test_answer_type(question: str, kind: str) -> None:
@@ -40,10 +47,30 @@ def test_answer_type(question: str, kind: str) -> None:
         ("person", "The Antwerp Group was active.", "Who led the Antwerp Group?", 0.0),
         ("title", 'He wrote the book "Homage to Catalonia" in Spain.', "Which book did he write?", 1.0),
         ("other", "Anything at all in 1940.", "What was it?", 0.0),
+        # Lower-case particles join two capitalised words, never trail one: "One of the" names nobody.
+        ("person", "One of the conflicts of the time was the Spanish Civil War.", "Who led the POUM in the Spanish Civil War?", 0.0),
+        ("place", "The Chamber of Deputies met.", "Where did they meet?", 1.0),
     ],
 )
 def test_type_match(kind: str, sentence: str, question: str, expected: float) -> None:
     assert type_match(kind, sentence, question) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "known", "expected"),
+    [
+        ("Trotsky would become the most vocal critic.", frozenset({"Trotsky"}), 1.0),  # the passage names him mid-sentence
+        ("Trotsky would become the most vocal critic.", frozenset(), 0.0),  # a lone first word could be any word
+        ("Support for the latter became a key issue.", frozenset({"Trotsky"}), 0.0),
+    ],
+)
+def test_a_capitalised_first_word_is_a_name_when_the_passage_says_so(sentence: str, known: frozenset[str], expected: float) -> None:
+    assert type_match("person", sentence, "Who became the most vocal critic?", known) == expected
+
+
+def test_mid_sentence_names_skip_sentence_openers() -> None:
+    names = mid_sentence_names(["Support grew for Leon Trotsky in Mexico.", "Trotsky wrote."])
+    assert names == frozenset({"Leon", "Trotsky", "Mexico"})
 
 
 def test_idf_rare_terms_weigh_more() -> None:
@@ -69,3 +96,34 @@ def test_context_terms_weigh_less_than_question_terms() -> None:
     assert qt.terms == ("spain", "antwerp")
     assert qt.weights["antwerp"] == pytest.approx(0.5 * qt.weights["spain"])
     assert qt.bigrams == frozenset()
+
+
+def _retrieval(kind: str):  # noqa: ANN202
+    import numpy as np
+
+    from leftqa.retrieve import Retrieval
+
+    qt = QueryTerms.build(["publish"], {"publish": 1}, 10)
+    z = np.zeros(1, dtype=np.float32)
+    return Retrieval("q", "hybrid", np.zeros(1, dtype=np.int64), z, z, z, z, z, qt, kind, ())
+
+
+@pytest.mark.parametrize(
+    ("kind", "quoted_type_ok", "other_type_ok", "found"),
+    [
+        ("date", 0.0, 1.0, 0.0),  # a date elsewhere in the top sentences does not answer "when"
+        ("date", 1.0, 0.0, 1.0),
+        ("person", 0.0, 1.0, 0.0),
+        ("number", 1.0, 1.0, 1.0),
+        ("other", 0.0, 0.0, 1.0),  # no strict type expected: always found
+        ("title", 0.0, 0.0, 1.0),  # titles are detected too loosely to require
+    ],
+)
+def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: float, other_type_ok: float, found: float) -> None:
+    from leftqa.answer import Candidate, evidence, type_missing
+
+    quoted = Candidate(0, 0, 0, 1.0, 0.5, 0.5, quoted_type_ok, frozenset())
+    other = Candidate(0, 0, 1, 0.9, 0.5, 0.5, other_type_ok, frozenset())
+    ev = evidence([quoted, other], _retrieval(kind), (quoted,))
+    assert ev["type_found"] == found
+    assert type_missing(ev) is (found == 0.0)

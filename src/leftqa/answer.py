@@ -13,7 +13,9 @@ from .retrieve import Retrieval, SentenceEvidence
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
 SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
-STRICT_TYPES = ("date", "number")  # answer types precise enough to require (person/place matching is loose)
+# Answer types a quoted answer must hold: a when / how-many / who / where question answered by sentences with no
+# date / number / name is answered with something else. Titles are detected too loosely to require.
+STRICT_TYPES = ("date", "number", "person", "place")
 SUPPORT_MARGIN = 0.08
 # A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
 _CONTINUES = re.compile(r"^(It|Its|They|Their|Them|This|These|That|Those|He|His|She|Her|Such)\b")
@@ -126,8 +128,9 @@ def _runs(p: Passage, idx: list[int]) -> list[str]:
     return [p.text[p.sentences[run[0]].local_start : p.sentences[run[-1]].local_end] for run in runs]
 
 
-def evidence(candidates: list[Candidate], r: Retrieval) -> dict[str, float]:
-    """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals."""
+def evidence(candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate, ...] = ()) -> dict[str, float]:
+    """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals, and whether
+    the sentences that would be quoted (`chosen`) hold an answer of a strictly expected type."""
     if not candidates:
         return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0, "type_found": 0.0}
     top_matched: set[str] = set()
@@ -140,13 +143,14 @@ def evidence(candidates: list[Candidate], r: Retrieval) -> dict[str, float]:
         "passage": round(float(r.dense[0]) if len(r.dense) else 0.0, 6),
         "passage_coverage": round(r.qterms.coverage(top_matched), 6),
         "score": round(candidates[0].score, 6),
-        # A when / how-many question needs a date / number in one of the best sentences; other kinds always pass.
-        "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in candidates[:3]) else 0.0,
+        # Only what would be quoted counts: a date in some other top sentence does not answer "when".
+        "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in chosen or candidates[:1]) else 0.0,
     }
 
 
 def type_missing(ev: dict[str, float]) -> bool:
-    """A when / how-many question whose best sentences hold no date / number: abstain whatever the confidence."""
+    """A when / how-many / who / where question whose quoted sentences hold no date / number / name: abstain
+    whatever the confidence."""
     return ev.get("type_found", 1.0) == 0.0
 
 

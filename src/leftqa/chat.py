@@ -145,14 +145,14 @@ class Assistant:
         k = max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER)
         r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
         candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
-        evidence = ans.evidence(candidates, r)
+        chosen = ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
+        evidence = ans.evidence(candidates, r, chosen)
         conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         abstain = not candidates or ans.abstains(evidence, conf, float(calibration["threshold"]))
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
-            chosen = ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
             text, citations = ans.cite(retriever.index, chosen, r)
         return Answer(
             question=q,
@@ -162,7 +162,7 @@ class Assistant:
             citations=citations,
             passages=hits,
             mode=mode,
-            reason=("" if not abstain else "no answer of the expected kind (a date or number) in the closest material"
+            reason=("" if not abstain else "no answer of the expected kind (a date, number or name) in the closest material"
                     if ans.type_missing(evidence) else "low evidence"),
             confidence=round(conf, 6),
             evidence=evidence,

@@ -14,32 +14,48 @@ _NUMBER = re.compile(
     r"thousands?|millions?|billions?|half|majority|percent)\b",
     re.I,
 )
-_CAP_SEQ = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|de|von|van|der|of|the))*")
+# A run of capitalised words, joined by lower-case particles only between two of them ("Rosa Luxemburg",
+# "House of Lords"; "One of the" is just "One").
+_CAP_SEQ = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|von|van|der|of|the)\s+)*[A-Z][\w'’.-]*)*")
 _TITLE = re.compile(r"[\"“][^\"”]{3,}[\"”]|\b[A-Z][a-z]+(?: [A-Za-z]+){0,5} (?:of|to|in) [A-Z][a-z]+")
 
 TYPES = ("date", "number", "person", "place", "title", "other")
 
 
+_WH = re.compile(r"\b(what|which|who|whom|whose|when|where|how|why)\b")
+_YES_NO = re.compile(r"(did|does|do|is|was|were|are|am|can|could|has|have|had|would|should|will|shall|may|might)\b")
+_KINDS = (
+    ("date", re.compile(r"(when|(what|which) (year|date|decade|century)|how long ago)\b")),
+    ("number", re.compile(r"how (many|much|large|big|old)\b|what (number|percentage)\b")),
+    ("person", re.compile(r"(who|whom|whose)\b|(which|what) (person|man|woman|historian|leader|writer|author|revolutionary|biographer)\b")),
+    ("place", re.compile(r"where\b|(which|what) (country|city|place|region|town|nation|countries|cities)\b")),
+    ("title", re.compile(r"(which|what) (book|essay|periodical|pamphlet|novel|title|work|article|newspaper|journal)\b")),
+)
+
+
 def answer_type(question: str) -> str:
-    """The kind of answer a question expects: date, number, person, place, title or other."""
-    q = question.lower().strip()
-    if re.search(r"\b(when|what year|which year|what date|what decade|what century|how long ago|since when)\b", q):
-        return "date"
-    if re.search(r"\b(how many|how much|what number|what percentage|how large|how big|how old)\b", q):
-        return "number"
-    if re.search(r"\b(who|whom|whose)\b|\b(which|what) (person|man|woman|historian|leader|writer|author|revolutionary|biographer)\b", q):
-        return "person"
-    if re.search(r"\bwhere\b|\b(which|what) (country|city|place|region|town|nation|countries|cities)\b", q):
-        return "place"
-    if re.search(r"\b(which|what) (book|essay|periodical|pamphlet|novel|title|work|article|newspaper|journal)\b", q):
-        return "title"
-    return "other"
+    """The kind of answer a question expects (date, number, person, place, title or other), read from its first
+    wh-word: in "Which revolt was the turning point when …" the focus is "which revolt", not "when"."""
+    q = " ".join(question.lower().split())
+    m = _WH.search(q)
+    if m is None or _YES_NO.match(q):  # "Did she stay when …?" asks yes or no, not for a date
+        return "other"
+    return next((kind for kind, pattern in _KINDS if pattern.match(q, m.start())), "other")
 
 
-def _novel_caps(sentence: str, question_words: set[str]) -> bool:
-    """The sentence names something capitalised (beyond its first word) that the question does not."""
+def mid_sentence_names(sentences: list[str]) -> frozenset[str]:
+    """Capitalised words seen after a sentence's first word: names, as opposed to capitalised sentence openers."""
+    return frozenset(
+        w for text in sentences for m in _CAP_SEQ.finditer(text) if m.start() > 0 for w in re.findall(r"\w+", m.group(0))
+        if w[:1].isupper()
+    )
+
+
+def _novel_caps(sentence: str, question_words: set[str], known_names: frozenset[str] = frozenset()) -> bool:
+    """The sentence names something capitalised that the question does not; a lone first word counts only when the
+    passage also capitalises it mid-sentence ("Trotsky would …" names someone, "Support for …" does not)."""
     for m in _CAP_SEQ.finditer(sentence):
-        if m.start() == 0 and " " not in m.group(0):
+        if m.start() == 0 and " " not in m.group(0) and m.group(0) not in known_names:
             continue
         names = [w for w in re.findall(r"\w+", m.group(0)) if w[:1].isupper()]
         if any(w.lower() not in question_words for w in names):
@@ -47,7 +63,7 @@ def _novel_caps(sentence: str, question_words: set[str]) -> bool:
     return False
 
 
-def type_match(kind: str, sentence: str, question: str) -> float:
+def type_match(kind: str, sentence: str, question: str, known_names: frozenset[str] = frozenset()) -> float:
     """1.0 when the sentence holds a candidate answer of the expected kind that the question lacks."""
     if kind == "date":
         qdates = set(_DATE.findall(question))
@@ -56,7 +72,7 @@ def type_match(kind: str, sentence: str, question: str) -> float:
         qnums = {n.lower() for n in _NUMBER.findall(question)}
         return 1.0 if any(n.lower() not in qnums for n in _NUMBER.findall(sentence)) else 0.0
     if kind in ("person", "place"):
-        return 1.0 if _novel_caps(sentence, {w.lower() for w in re.findall(r"\w+", question)}) else 0.0
+        return 1.0 if _novel_caps(sentence, {w.lower() for w in re.findall(r"\w+", question)}, known_names) else 0.0
     if kind == "title":
         return 1.0 if _TITLE.search(sentence) else 0.0
     return 0.0

@@ -9,7 +9,7 @@ import numpy as np
 from .config import MODES
 from .embed import Embedder
 from .errors import ConfigError
-from .features import QueryTerms, answer_type, type_match
+from .features import QueryTerms, answer_type, mid_sentence_names, type_match
 from .index import Index
 from .records import Hit
 from .text import terms
@@ -92,6 +92,7 @@ class Retriever:
         self.embedder = embedder
         self.weights = dict(weights or WEIGHTS)
         self._sentence_terms: dict[int, list[list[str]]] = {}
+        self._names: dict[int, frozenset[str]] = {}
 
     def encode(self, text: str) -> np.ndarray:
         """The query's normalised vector."""
@@ -132,13 +133,24 @@ class Retriever:
                 self._sentence_terms[pos] = cached
         return cached
 
+    def passage_names(self, pos: int) -> frozenset[str]:
+        """Words a passage capitalises mid-sentence (memoised), telling a name from a capitalised first word."""
+        cached = self._names.get(pos)
+        if cached is None:
+            cached = mid_sentence_names([s.text for s in self.index.passages[pos].sentences])
+            if len(self._names) < 200_000:
+                self._names[pos] = cached
+        return cached
+
     def _evidence(self, pos: int, qvec: np.ndarray, qt: QueryTerms, kind: str, question: str) -> list[tuple[float, float, float, float, frozenset[str]]]:
         """(cosine, coverage, bigram, type, matched) for each sentence of one passage."""
         cos = self.sentence_scores(pos, qvec)
+        names = self.passage_names(pos) if kind in ("person", "place") else frozenset()
         out = []
         for i, (s, s_terms) in enumerate(zip(self.index.passages[pos].sentences, self.sentence_terms(pos))):
             term_set = set(s_terms)
-            out.append((float(cos[i]), qt.coverage(term_set), qt.bigram_share(s_terms), type_match(kind, s.text, question), qt.matched(term_set)))
+            kind_ok = type_match(kind, s.text, question, names)
+            out.append((float(cos[i]), qt.coverage(term_set), qt.bigram_share(s_terms), kind_ok, qt.matched(term_set)))
         return out
 
     def query_vector(self, question: str, context: str = "") -> np.ndarray:
