@@ -27,6 +27,8 @@ from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, ty
         ("Who was the leader when the war began?", "person"),
         ("In which city was the congress held?", "place"),
         ("Since when has the archive existed?", "date"),
+        ("During which years did the committee meet?", "date"),
+        ("Over what period were they pushed out?", "date"),
         ("Did she stay in Russia when Stalin rose?", "other"),  # a yes/no question
         ("Name the founders.", "other"),
     ],

@@ -25,7 +25,7 @@ TYPES = ("date", "number", "person", "place", "title", "other")
 _WH = re.compile(r"\b(what|which|who|whom|whose|when|where|how|why)\b")
 _YES_NO = re.compile(r"(did|does|do|is|was|were|are|am|can|could|has|have|had|would|should|will|shall|may|might)\b")
 _KINDS = (
-    ("date", re.compile(r"(when|(what|which) (year|date|decade|century)|how long ago)\b")),
+    ("date", re.compile(r"(when|(what|which) (years?|dates?|decades?|century|centuries|period)|how long ago)\b")),
     ("number", re.compile(r"how (many|much|large|big|old)\b|what (number|percentage)\b")),
     ("person", re.compile(r"(who|whom|whose)\b|(which|what) (person|man|woman|historian|leader|writer|author|revolutionary|biographer)\b")),
     ("place", re.compile(r"where\b|(which|what) (country|city|place|region|town|nation|countries|cities)\b")),
