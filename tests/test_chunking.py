@@ -58,6 +58,80 @@ def test_split_sentences_treats_line_breaks_as_spaces() -> None:
     assert sentences(text) == ["Leon Trotsky was\nexiled by Stalin in\nFebruary 1929.", "He left."]
 
 
+# --- the faster pysbd segmenter gives exactly pysbd's output ------------------------------------------------------
+
+TRICKY = [
+    "Dr. Pike met DR. Pike and dr. pike. Then he left. Then he left.",
+    "See p. 12 and P. 14, pp. 3-5 and No. 7; nos. 8 and Art. 2 (ext. 4) follow.",
+    "Mr. and Mrs. Smith, Prof. Jones, Gen. Lee, St. Petersburg and Mt. Everest. Fig. 3 shows it.",
+    "The U.S. Army and the u.s. navy, e.g. ships, i.e. boats, a Ph.D. thesis, Dr.phil. work.",
+    "{dr} Smith wrote {p} a {st} X and {no} 5. Then {mr} y.",
+    "İstanbul St. İnn, ſt. Peter's ſtreet. KELVIN K. Smith. \u0130s it? I'm sure. I'll go.",
+    "He said \"wait...\" and left . . . later. It's 5 p.m. now, not 9 a.m. yet.",
+    "1. First item 2. Second item a. sub (b) other i. roman ii. two. Done!",
+    "What?! Really!! Yes?? No. (Quoted text.) \"Another one.\" 'Single quoted.'",
+    "Same sentence. Same sentence. Same sentence.",
+    "  leading and trailing spaces.   ",
+    "c. 1880 ca. 1900 circa. 1910 the end. Jan. 5 Feb. 6 Sept. 7.",
+    "He went to Calif. in Jan. and to Wash. D.C. in Feb. The Co. Ltd. Inc. was there.",
+]
+
+
+def _tricky_fuzz(n: int, seed: int = 5) -> list[str]:
+    """Random texts of abbreviations in odd cases and punctuation: where pysbd's special cases meet."""
+    import random
+
+    from pysbd.lang.english import English
+
+    rng = random.Random(seed)
+    abbreviations = English.Abbreviation.ABBREVIATIONS
+    words = "the party was founded in by he she I I'm it and of Trotsky Paris army İstanbul ſtreet café".split()
+    tails = [".", ". ", ".,", ".:", ". 12", ". (", ". a", ". I ", "} ", "", "..", "!", "?"]
+    out = []
+    for _ in range(n):
+        toks = []
+        for _ in range(rng.randint(1, 40)):
+            r = rng.random()
+            if r < 0.3:
+                a = rng.choice(abbreviations)
+                toks.append(rng.choice([a, a.upper(), a.capitalize(), a.replace("s", "ſ")]) + rng.choice(tails))
+            elif r < 0.4:
+                toks.append(str(rng.randint(0, 3000)) + rng.choice(["", ".", ")"]))
+            elif r < 0.45:
+                toks.append("{" + rng.choice(abbreviations) + "} " + rng.choice("aB1."))
+            else:
+                toks.append(rng.choice(words + ["U.S.", "e.g.", "a.m.", "1.", "(a)", '"', "...", "?!"]))
+        out.append(" ".join(toks))
+    return out
+
+
+def test_segmenter_gives_exactly_stock_pysbd_output() -> None:
+    import pysbd
+
+    from leftqa.chunking import _segmenter
+
+    stock = pysbd.Segmenter(language="en", clean=False)
+    assert type(_segmenter()) is not pysbd.Segmenter or pysbd.__version__ != "0.3.4"  # the fast one is in use
+    docs, _ = read_corpus(REAL_CORPUS)
+    texts = [d.text[b.start : b.end] for d in docs for b in d.blocks] + TRICKY + _tricky_fuzz(300)
+    texts += [t.replace(". ", ".\n") for t in TRICKY]  # pysbd's line-by-line path
+    for text in texts:
+        assert _segmenter().segment(text) == stock.segment(text), text
+
+
+def test_ignorecase_fold_covers_every_code_point() -> None:
+    """The abbreviation shortcut relies on these: what re.IGNORECASE matches to a-z, and re's \\s."""
+    import re
+
+    from leftqa.chunking import _IGNORECASE_FOLD
+
+    every = "".join(map(chr, range(0x110000)))
+    for ch in re.findall("[a-z]", every, flags=re.IGNORECASE):
+        folded = ch.translate(_IGNORECASE_FOLD).lower()
+        assert len(folded) == 1 and folded.isascii() and re.fullmatch(folded, ch, flags=re.IGNORECASE), hex(ord(ch))
+    assert re.findall(r"\s", every) == [ch for ch in every if ch.isspace()]
+
+
 def test_word_count() -> None:
     assert word_count("James P. Cannon, 1928 — U.S.") == 6
     assert word_count("") == 0
