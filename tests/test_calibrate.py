@@ -66,6 +66,21 @@ def test_ask_abstains_below_the_threshold(fake_assistant, threshold: float, abst
     assert answer.confidence == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("Who led the Harbour Committee?", ""),
+        ("Who led the Harbour Committee of Lisbon?", "the closest material does not mention everything the question names"),
+    ],
+)
+def test_a_name_the_quoted_passage_never_mentions_forces_abstention(fake_assistant, question: str, reason: str) -> None:  # noqa: ANN001
+    fake_assistant.calibration = {"weights": {"sentence": 1.0}, "threshold": -1.0}  # confidence alone never abstains
+    answer = fake_assistant.ask(question)
+    assert answer.abstained is bool(reason)
+    assert answer.reason == reason
+    assert answer.evidence["names_found"] == (0.5 if reason else 1.0)
+
+
 def test_committed_calibration_meets_its_budget() -> None:
     data = json.loads(Path("evals/calibration.json").read_text("utf-8"))
     assert data["false_abstention"] <= data["max_false_abstention"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, type_match
+from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, name_coverage, type_match
 
 
 @pytest.mark.parametrize(
@@ -129,3 +129,39 @@ def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: f
     ev = evidence([quoted, other], _retrieval(kind), (quoted,))
     assert ev["type_found"] == found
     assert type_missing(ev) is (found == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        ("How many people were killed at Kronstadt?", "The Great Purge claimed many lives.", 0.0),
+        ("How many people were killed at Kronstadt?", "The Kronstadt rebellion was crushed.", 1.0),
+        ("What religion were the Normans?", "The Norman dukes were Catholic.", 1.0),  # same stem
+        ("Is Tito's current counted?", "Movements include Trotskyism and Titoism.", 1.0),  # a prefix
+        ("Did Emma Goldman meet Hitler?", "Emma Goldman criticised Stalin.", 0.5),  # one name of two
+        ("When did Leon Trotsky leave?", "Trotsky was exiled in 1929.", 1.0),  # one word of a name is enough
+        ("How do I reverse a list?", "Anything.", 1.0),  # "I" is no name
+        ("who led the antwerp group?", "Anything.", 1.0),  # no capitalised names: nothing to check
+        ("Who led the Antwerp Group?", "The militia was led by Hermann Knüfken.", 0.0),
+        ("Who led the Antwerp Group?", "The group was led by Hermann Knüfken.", 1.0),  # lenient: any word of the name
+    ],
+)
+def test_name_coverage(question: str, text: str, expected: float) -> None:
+    assert name_coverage(question, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("type_found", "names_found", "reason"),
+    [
+        (1.0, 1.0, ""),
+        (0.0, 1.0, "no answer of the expected kind (a date, number or name) in the closest material"),
+        (1.0, 0.5, "the closest material does not mention everything the question names"),
+    ],
+)
+def test_forced_abstention_rules(type_found: float, names_found: float, reason: str) -> None:
+    from leftqa.answer import abstains, forced_reason
+
+    ev = {"sentence": 0.9, "type_found": type_found, "names_found": names_found}
+    assert forced_reason(ev) == reason
+    assert abstains(ev, conf=5.0, threshold=0.5) is bool(reason)  # high confidence does not override a rule
+    assert abstains(ev, conf=0.1, threshold=0.5)  # low confidence always abstains

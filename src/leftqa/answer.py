@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .features import name_coverage
 from .index import Index
 from .records import Citation, Passage
 from .retrieve import Retrieval, SentenceEvidence
@@ -128,11 +129,15 @@ def _runs(p: Passage, idx: list[int]) -> list[str]:
     return [p.text[p.sentences[run[0]].local_start : p.sentences[run[-1]].local_end] for run in runs]
 
 
-def evidence(candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate, ...] = ()) -> dict[str, float]:
-    """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals, and whether
-    the sentences that would be quoted (`chosen`) hold an answer of a strictly expected type."""
+def evidence(
+    candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate, ...] = (), names_found: float = 1.0
+) -> dict[str, float]:
+    """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals, whether the
+    sentences that would be quoted (`chosen`) hold an answer of a strictly expected type, and `names_found`
+    (from `quoted_name_coverage`)."""
     if not candidates:
-        return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0, "type_found": 0.0}
+        return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0,
+                "type_found": 0.0, "names_found": 0.0}
     top_matched: set[str] = set()
     for s in r.sentences:
         if s.rank < 3:
@@ -145,7 +150,16 @@ def evidence(candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate,
         "score": round(candidates[0].score, 6),
         # Only what would be quoted counts: a date in some other top sentence does not answer "when".
         "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in chosen or candidates[:1]) else 0.0,
+        "names_found": round(names_found, 6),
     }
+
+
+def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
+    """Share of the question's names that the best quoted sentence's passage (with its title and section) mentions."""
+    if not chosen:
+        return 0.0
+    p = index.passages[chosen[0].pos]
+    return name_coverage(question, f"{p.title} {p.section} {p.text}")
 
 
 def type_missing(ev: dict[str, float]) -> bool:
@@ -154,9 +168,18 @@ def type_missing(ev: dict[str, float]) -> bool:
     return ev.get("type_found", 1.0) == 0.0
 
 
+def forced_reason(ev: dict[str, float]) -> str:
+    """Why the evidence rules out an answer whatever the confidence, or "" when nothing does."""
+    if type_missing(ev):
+        return "no answer of the expected kind (a date, number or name) in the closest material"
+    if ev.get("names_found", 1.0) < 1.0:
+        return "the closest material does not mention everything the question names"
+    return ""
+
+
 def abstains(ev: dict[str, float], conf: float, threshold: float) -> bool:
-    """Not in the corpus: confidence under the calibrated threshold, or no answer of a strictly expected type."""
-    return conf < threshold or type_missing(ev)
+    """Not in the corpus: confidence under the calibrated threshold, or a rule of `forced_reason`."""
+    return conf < threshold or bool(forced_reason(ev))
 
 
 def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:

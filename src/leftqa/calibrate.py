@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .answer import confidence, type_missing
+from .answer import confidence, forced_reason
 from .config import Settings
 from .errors import EvalError
 
@@ -30,7 +30,7 @@ class Point:
 def sweep(scores: Sequence[float], labels: Sequence[bool], forced: Sequence[bool] = ()) -> list[Point]:
     """Abstention recall and false-abstention rate at every threshold between consecutive scores.
 
-    `forced` marks cases abstained on whatever the threshold (no answer of a strictly expected type)."""
+    `forced` marks cases abstained on whatever the threshold (`answer.forced_reason`)."""
     forced = list(forced) or [False] * len(scores)
     values = sorted(set(scores))
     cuts = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
@@ -56,7 +56,7 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
     best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
-    forced = [type_missing(ev) for ev in evidence]
+    forced = [bool(forced_reason(ev)) for ev in evidence]
     for values in itertools.product(*GRID.values()):
         weights = dict(zip(GRID, values))
         scores = [confidence(ev, weights) for ev in evidence]

@@ -146,7 +146,7 @@ class Assistant:
         r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
         candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
         chosen = ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
-        evidence = ans.evidence(candidates, r, chosen)
+        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
         conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         abstain = not candidates or ans.abstains(evidence, conf, float(calibration["threshold"]))
@@ -162,8 +162,7 @@ class Assistant:
             citations=citations,
             passages=hits,
             mode=mode,
-            reason=("" if not abstain else "no answer of the expected kind (a date, number or name) in the closest material"
-                    if ans.type_missing(evidence) else "low evidence"),
+            reason=(ans.forced_reason(evidence) or "low evidence") if abstain else "",
             confidence=round(conf, 6),
             evidence=evidence,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),

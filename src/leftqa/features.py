@@ -6,6 +6,9 @@ import math
 import re
 from dataclasses import dataclass
 
+from .followup import names
+from .text import stems, words
+
 _YEAR = r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b"
 _MONTH = r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
 _DATE = re.compile(rf"{_YEAR}|{_MONTH}|\b\d+(?:st|nd|rd|th) centur(?:y|ies)\b|\bcentur(?:y|ies)\b|\bdecades?\b", re.I)
@@ -76,6 +79,29 @@ def type_match(kind: str, sentence: str, question: str, known_names: frozenset[s
     if kind == "title":
         return 1.0 if _TITLE.search(sentence) else 0.0
     return 0.0
+
+
+def name_coverage(question: str, text: str) -> float:
+    """Share of the names in a question (capitalised words past its first) that a text mentions.
+
+    A name counts as mentioned when one of its words is in the text, as the same stem or as a prefix either way
+    ("Normans" ~ "Norman", "Tito" ~ "Titoism"): an answer quoted from a passage that never names what the question
+    asks about ("How many were killed at Kronstadt?" answered from a passage on another event) is about something
+    else."""
+    asked = [n for n in names(question) if n != "I"]  # the pronoun, not a name
+    if not asked:
+        return 1.0
+    seen = set(words(text))
+    seen_stems = set(stems(sorted(seen)))
+
+    def mentioned(w: str) -> bool:
+        return (
+            w in seen
+            or stems([w])[0] in seen_stems
+            or (len(w) >= 4 and any(x.startswith(w) or (len(x) >= 4 and w.startswith(x)) for x in seen))
+        )
+
+    return sum(1 for n in asked if any(mentioned(w) for w in words(n))) / len(asked)
 
 
 def idf(doc_freq: dict[str, int], n_docs: int, term: str) -> float:
