@@ -40,6 +40,22 @@ def test_fit_separates_answerable_from_unanswerable() -> None:
     assert [s < result["threshold"] for s in scores] == [False, False, True, True]
 
 
+def test_fit_sets_the_sentence_floor_below_the_weakest_answerable_case() -> None:
+    evidence = [{"sentence": 0.4, "coverage": 0.9}, {"sentence": 0.8, "coverage": 0.9}, {"sentence": 0.1, "coverage": 0.9}]
+    result = fit(evidence, [True, True, False])
+    assert result["sentence_floor"] == pytest.approx(0.75 * 0.4)
+    assert result["abstention_recall"] == 1.0  # the high-coverage, low-cosine case is under the floor
+    assert result["false_abstention"] == 0.0
+
+
+@pytest.mark.parametrize(("sentence", "abstains"), [(0.29, True), (0.31, False)])
+def test_ask_abstains_under_the_sentence_floor(sentence: float, abstains: bool) -> None:
+    from leftqa.answer import abstains as decide
+
+    ev = {"sentence": sentence, "type_found": 1.0, "names_found": 1.0}
+    assert decide(ev, conf=9.0, threshold=0.5, floor=0.3) is abstains
+
+
 def test_fit_needs_both_kinds_of_case() -> None:
     with pytest.raises(EvalError):
         fit([{"sentence": 0.5}], [True])

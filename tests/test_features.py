@@ -31,6 +31,8 @@ from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, na
         ("Over what period were they pushed out?", "date"),
         ("Did she stay in Russia when Stalin rose?", "other"),  # a yes/no question
         ("Name the founders.", "other"),
+        ("How long did the rebellion last?", "duration"),
+        ("How long ago did it happen?", "date"),
     ],
 )
 def test_answer_type(question: str, kind: str) -> None:
@@ -52,6 +54,16 @@ def test_answer_type(question: str, kind: str) -> None:
         # Lower-case particles join two capitalised words, never trail one: "One of the" names nobody.
         ("person", "One of the conflicts of the time was the Spanish Civil War.", "Who led the POUM in the Spanish Civil War?", 0.0),
         ("place", "The Chamber of Deputies met.", "Where did they meet?", 1.0),
+        # A month is a date only next to a day or a year.
+        ("date", "She criticised the October Revolution.", "When did she die?", 0.0),
+        ("date", "The term may also refer to it.", "When was it coined?", 0.0),
+        ("date", "He was exiled in February 1929.", "When was he exiled?", 1.0),
+        ("date", "The city fell on 12 October.", "When did it fall?", 1.0),
+        # A year after a preposition dates something and counts nothing.
+        ("number", "The centre was founded in 1932.", "How many delegates attended?", 0.0),
+        ("number", "There were 1500 delegates.", "How many delegates attended?", 1.0),
+        ("duration", "The purge lasted from 1936 to 1938.", "How long did it last?", 1.0),
+        ("duration", "The purge was a key moment.", "How long did it last?", 0.0),
     ],
 )
 def test_type_match(kind: str, sentence: str, question: str, expected: float) -> None:

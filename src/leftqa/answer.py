@@ -14,9 +14,9 @@ from .retrieve import Retrieval, SentenceEvidence
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
 SENTENCE_WEIGHTS = {"bigram": 0.20, "type": 0.15, "passage": 0.20, "repeat": 0.30}
 PASSAGES_FOR_ANSWER = 5
-# Answer types a quoted answer must hold: a when / how-many / who / where question answered by sentences with no
-# date / number / name is answered with something else. Titles are detected too loosely to require.
-STRICT_TYPES = ("date", "number", "person", "place")
+# Answer types a quoted answer must hold: a when / how-long / how-many / who / where question answered by sentences
+# with no date / number / name is answered with something else. Titles are detected too loosely to require.
+STRICT_TYPES = ("date", "duration", "number", "person", "place")
 SUPPORT_MARGIN = 0.08
 # A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
 _CONTINUES = re.compile(r"^(It|Its|They|Their|Them|This|These|That|Those|He|His|She|Her|Such)\b")
@@ -177,9 +177,10 @@ def forced_reason(ev: dict[str, float]) -> str:
     return ""
 
 
-def abstains(ev: dict[str, float], conf: float, threshold: float) -> bool:
-    """Not in the corpus: confidence under the calibrated threshold, or a rule of `forced_reason`."""
-    return conf < threshold or bool(forced_reason(ev))
+def abstains(ev: dict[str, float], conf: float, threshold: float, floor: float = 0.0) -> bool:
+    """Not in the corpus: confidence under the calibrated threshold, best sentence cosine under the calibrated
+    floor, or a rule of `forced_reason`."""
+    return conf < threshold or ev.get("sentence", 0.0) < floor or bool(forced_reason(ev))
 
 
 def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:

@@ -14,6 +14,9 @@ from .config import Settings
 from .errors import EvalError
 
 MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on
+# The sentence-cosine floor sits at this share of the weakest answerable case's cosine: a floor, not a fit, so
+# term coverage alone ("the speed of light" against "… in a libertarian light") can never carry an answer.
+FLOOR_MARGIN = 0.75
 # Candidate confidence functions: weights over the evidence answer.evidence() reports.
 GRID = {"sentence": (1.0,), "coverage": (0.0, 0.25, 0.5, 0.75, 1.0), "passage_coverage": (0.0, 0.25, 0.5, 1.0)}
 
@@ -56,7 +59,8 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
     best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
-    forced = [bool(forced_reason(ev)) for ev in evidence]
+    floor = round(FLOOR_MARGIN * min(ev.get("sentence", 0.0) for ev, y in zip(evidence, labels) if y), 6)
+    forced = [bool(forced_reason(ev)) or ev.get("sentence", 0.0) < floor for ev in evidence]
     for values in itertools.product(*GRID.values()):
         weights = dict(zip(GRID, values))
         scores = [confidence(ev, weights) for ev in evidence]
@@ -70,6 +74,7 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
     return {
         "weights": weights,
         "threshold": point.threshold,
+        "sentence_floor": floor,
         "abstention_recall": point.abstention_recall,
         "false_abstention": point.false_abstention,
         "curve": [p.__dict__ for p in points],
@@ -100,6 +105,7 @@ def run_calibrate_command(args: Any, settings: Settings) -> int:
     record = {
         "weights": result["weights"],
         "threshold": result["threshold"],
+        "sentence_floor": result["sentence_floor"],
         "source": "leftqa calibrate",
         "model": settings.model,
         "case_files": [str(p) for p in files],
@@ -115,7 +121,7 @@ def run_calibrate_command(args: Any, settings: Settings) -> int:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
-    print(f"weights {result['weights']}, threshold {result['threshold']:.4f}")
+    print(f"weights {result['weights']}, threshold {result['threshold']:.4f}, sentence floor {result['sentence_floor']:.4f}")
     print(f"abstention recall {result['abstention_recall']:.3f}, false abstention {result['false_abstention']:.3f} "
           f"({record['cases']['answerable']} answerable, {record['cases']['unanswerable']} unanswerable cases)")
     print("trade-off (threshold: abstention recall / false abstention):")

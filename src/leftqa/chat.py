@@ -25,6 +25,7 @@ from .retrieve import Retriever
 DEFAULT_CALIBRATION: dict[str, Any] = {
     "weights": {"sentence": 1.0, "passage_coverage": 0.6},
     "threshold": 0.75,
+    "sentence_floor": 0.25,
     "source": "default",
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -149,7 +150,9 @@ class Assistant:
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
         conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
-        abstain = not candidates or ans.abstains(evidence, conf, float(calibration["threshold"]))
+        abstain = not candidates or ans.abstains(
+            evidence, conf, float(calibration["threshold"]), float(calibration.get("sentence_floor", 0.0))
+        )
         if abstain:
             text, citations = NOT_COVERED, ()
         else:

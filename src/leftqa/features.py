@@ -10,8 +10,14 @@ from .followup import names
 from .text import stems, words
 
 _YEAR = r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b"
-_MONTH = r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December)\b"
-_DATE = re.compile(rf"{_YEAR}|{_MONTH}|\b\d+(?:st|nd|rd|th) centur(?:y|ies)\b|\bcentur(?:y|ies)\b|\bdecades?\b", re.I)
+_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+# A month is a date only next to a day or year: "October Revolution" and the verb "may" are not.
+_MONTH_DAY = rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\b|\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
+_DATE = re.compile(rf"{_YEAR}|{_MONTH_DAY}|\b\d+(?:st|nd|rd|th) centur(?:y|ies)\b|\bcentur(?:y|ies)\b|\bdecades?\b", re.I)
+# A year after a preposition ("founded in 1932", "from 1936") dates something; it does not count anything.
+_YEAR_AFTER = re.compile(
+    rf"\b(?:in|since|until|till|by|from|to|between|and|of|during|before|after|{_MONTHS})\s+{_YEAR}", re.I
+)
 _NUMBER = re.compile(
     r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundreds?|"
     r"thousands?|millions?|billions?|half|majority|percent)\b",
@@ -22,13 +28,14 @@ _NUMBER = re.compile(
 _CAP_SEQ = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|von|van|der|of|the)\s+)*[A-Z][\w'’.-]*)*")
 _TITLE = re.compile(r"[\"“][^\"”]{3,}[\"”]|\b[A-Z][a-z]+(?: [A-Za-z]+){0,5} (?:of|to|in) [A-Z][a-z]+")
 
-TYPES = ("date", "number", "person", "place", "title", "other")
+TYPES = ("date", "duration", "number", "person", "place", "title", "other")
 
 
 _WH = re.compile(r"\b(what|which|who|whom|whose|when|where|how|why)\b")
 _YES_NO = re.compile(r"(did|does|do|is|was|were|are|am|can|could|has|have|had|would|should|will|shall|may|might)\b")
 _KINDS = (
     ("date", re.compile(r"(when|(what|which) (years?|dates?|decades?|century|centuries|period)|how long ago)\b")),
+    ("duration", re.compile(r"how long\b")),
     ("number", re.compile(r"how (many|much|large|big|old)\b|what (number|percentage)\b")),
     ("person", re.compile(r"(who|whom|whose)\b|(which|what) (person|man|woman|historian|leader|writer|author|revolutionary|biographer)\b")),
     ("place", re.compile(r"where\b|(which|what) (country|city|place|region|town|nation|countries|cities)\b")),
@@ -73,7 +80,10 @@ def type_match(kind: str, sentence: str, question: str, known_names: frozenset[s
         return 1.0 if any(d not in qdates for d in _DATE.findall(sentence)) else 0.0
     if kind == "number":
         qnums = {n.lower() for n in _NUMBER.findall(question)}
-        return 1.0 if any(n.lower() not in qnums for n in _NUMBER.findall(sentence)) else 0.0
+        years = {m.end() for m in _YEAR_AFTER.finditer(sentence)}
+        return 1.0 if any(m.group(0).lower() not in qnums and m.end() not in years for m in _NUMBER.finditer(sentence)) else 0.0
+    if kind == "duration":  # "how long did it last?": a span of time or a count of units
+        return max(type_match("date", sentence, question), type_match("number", sentence, question))
     if kind in ("person", "place"):
         return 1.0 if _novel_caps(sentence, {w.lower() for w in re.findall(r"\w+", question)}, known_names) else 0.0
     if kind == "title":
