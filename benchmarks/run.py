@@ -4,6 +4,7 @@ cold start, peak memory and index size, at the bundled corpus, 100K and 1M passa
 
     python benchmarks/run.py                       # real corpus + 100K + 1M (synthetic; cached under /tmp)
     python benchmarks/run.py --sizes real,100000   # a subset
+    python benchmarks/run.py --sizes build         # only build vs raw encode (bundled, generated, corpus/ x copies)
     python benchmarks/run.py --smoke               # seconds: fake embedder, tiny sizes (what CI runs)
 
 Prints a table and writes JSON (--out, default reports/bench.json). What is synthetic: the 100K/1M passages are
@@ -25,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -46,8 +47,42 @@ def real_questions(limit: int) -> list[str]:
     return out[:limit]
 
 
-def build_throughput(model: str, corpus: Path, work: Path) -> dict[str, Any]:
-    """Raw encode time of a corpus's passages and sentences, then a full `build_index` of it, same embedder."""
+def embedded_texts(passages: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """What a full build embeds, in its two encode calls: distinct passage texts, then distinct new sentence texts."""
+    passage_texts = list(dict.fromkeys(p.text for p in passages))
+    seen = set(passage_texts)
+    sentence_texts = [t for t in dict.fromkeys(s.text for p in passages for s in p.sentences) if t not in seen]
+    return passage_texts, sentence_texts
+
+
+class TimedEmbedder:
+    """An embedder that adds up the wall and CPU seconds spent in its `encode` calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.dim = inner.name, inner.dim
+        self.wall = self.cpu = 0.0
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> Any:
+        """The wrapped embedder's vectors; the time taken is added to `wall` and `cpu`."""
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return self.inner.encode(texts, batch_size=batch_size, progress=progress)
+        finally:
+            self.wall += time.perf_counter() - t
+            self.cpu += time.process_time() - c
+
+
+def build_throughput(model: str, corpus: Path, work: Path, repeats: int = 2) -> dict[str, Any]:
+    """A full `build_index` of a corpus next to the model's raw `encode` of exactly the texts that build embeds.
+
+    Like for like: one embedder object (same threads, batch size) on both sides, model loading excluded from
+    both, and the raw side encodes the same distinct passage texts, then the same new sentence texts, in the same
+    two calls as the build's vector cache (checked against the build's own count). One batch of the longest texts
+    is encoded first because ONNX Runtime sizes its buffers on first use: without it the first timed pass ran
+    ~10% slower, which had favoured whichever side went second (the build). Raw and build then alternate
+    (raw, build, build, raw, ...) so a drifting machine load hits both alike; ratios are of the summed times.
+    """
     from leftqa.builder import build_index
     from leftqa.chunking import chunk_documents
     from leftqa.corpus import read_corpus
@@ -57,21 +92,45 @@ def build_throughput(model: str, corpus: Path, work: Path) -> dict[str, Any]:
     embedder = load_embedder(model, threads=0)
     docs, _ = read_corpus(corpus)
     passages = chunk_documents(docs, settings.min_words, settings.max_words)
-    sentences = [s.text for p in passages for s in p.sentences]
-    embedder.encode(sentences[:64], batch_size=settings.batch_size)  # warm-up: first-run allocations
-    t, c = time.perf_counter(), time.process_time()
-    embedder.encode([p.text for p in passages], batch_size=settings.batch_size)
-    embedder.encode(sentences, batch_size=settings.batch_size)
-    raw_s, raw_cpu = time.perf_counter() - t, time.process_time() - c
-    shutil.rmtree(settings.index_dir, ignore_errors=True)
-    t, c = time.perf_counter(), time.process_time()
-    build_index(settings, embedder, full=True)
-    build_s, build_cpu = time.perf_counter() - t, time.process_time() - c
+    passage_texts, sentence_texts = embedded_texts(passages)
+    for texts in (passage_texts, sentence_texts):
+        embedder.encode(sorted(texts, key=len, reverse=True)[: settings.batch_size], batch_size=settings.batch_size)
+
+    def raw() -> None:
+        embedder.encode(passage_texts, batch_size=settings.batch_size)
+        embedder.encode(sentence_texts, batch_size=settings.batch_size)
+
+    timed = TimedEmbedder(embedder)
+
+    def build() -> None:
+        shutil.rmtree(settings.index_dir, ignore_errors=True)
+        report = build_index(settings, timed, full=True)
+        if report.embedded + report.embedded_sentences != len(passage_texts) + len(sentence_texts):
+            raise RuntimeError("the build embedded other texts than the raw encode measured")
+
+    runs: list[dict[str, float]] = []
+    for i in range(repeats):
+        run: dict[str, float] = {"load_avg_1m": round(os.getloadavg()[0], 2)}
+        for name, step in ((("raw", raw), ("build", build)) if i % 2 == 0 else (("build", build), ("raw", raw))):
+            timed.wall = timed.cpu = 0.0
+            t, c = time.perf_counter(), time.process_time()
+            step()
+            run[f"{name}_s"], run[f"{name}_cpu_s"] = round(time.perf_counter() - t, 3), round(time.process_time() - c, 3)
+        # The build's own encode calls, timed inside the same build: the rest is the build's overhead, measured in
+        # one stretch of time, so unlike raw vs build it does not depend on the load staying the same between them.
+        run["encode_in_build_s"], run["encode_in_build_cpu_s"] = round(timed.wall, 3), round(timed.cpu, 3)
+        runs.append(run)
+    raw_s, build_s = (sum(r[f"{k}_s"] for r in runs) / repeats for k in ("raw", "build"))
+    raw_cpu, build_cpu = (sum(r[f"{k}_cpu_s"] for r in runs) / repeats for k in ("raw", "build"))
     n = len(passages)
-    return {"passages": n, "sentences": len(sentences), "raw_encode_s": round(raw_s, 2), "build_s": round(build_s, 2),
+    return {"passages": n, "sentences": sum(len(p.sentences) for p in passages), "texts_embedded": len(passage_texts) + len(sentence_texts),
+            "repeats": repeats, "raw_encode_s": round(raw_s, 2), "build_s": round(build_s, 2),
             "raw_encode_passages_per_s": round(n / raw_s, 1), "build_passages_per_s": round(n / build_s, 1),
             "build_vs_raw": round(raw_s / build_s, 3), "raw_encode_cpu_s": round(raw_cpu, 2), "build_cpu_s": round(build_cpu, 2),
-            "build_vs_raw_cpu": round(raw_cpu / build_cpu, 3) if build_cpu else None}  # fmt: skip
+            "build_vs_raw_cpu": round(raw_cpu / build_cpu, 3) if build_cpu else None,
+            "encode_share_of_build": round(sum(r["encode_in_build_s"] for r in runs) / sum(r["build_s"] for r in runs), 3),
+            "encode_share_of_build_cpu": round(sum(r["encode_in_build_cpu_s"] for r in runs) / max(sum(r["build_cpu_s"] for r in runs), 1e-9), 3),
+            "runs": runs}  # fmt: skip
 
 
 def write_text_corpus(folder: Path, passages: int, model: str) -> Path:
@@ -226,11 +285,25 @@ def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[s
     return row
 
 
+def measure_builds(args: argparse.Namespace, work: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """Build vs raw encode on the bundled corpus (18 passages: fixed costs dominate), on generated paragraphs and
+    on real text at scale (corpus/ plus varied copies, as benchmarks/rebuild.py makes them)."""
+    from rebuild import make_corpus
+
+    row["build"] = build_throughput(args.model, REPO / "corpus", work, args.build_repeats)
+    row["passages"] = row["build"]["passages"]
+    if args.build_passages:
+        text = write_text_corpus(work / "textcorpus", args.build_passages, args.model)
+        row["build_generated_text"] = build_throughput(args.model, text, work, args.build_repeats)
+    if args.build_copies:
+        copies = make_corpus(work / "copiescorpus", args.build_copies)
+        row["build_real_text_copies"] = {"copies": args.build_copies, **build_throughput(args.model, copies, work, args.build_repeats)}
+    return row
+
+
 def measure_real(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The bundled corpus: build vs raw encode, warm asks, HTTP, cold start, size."""
-    row: dict[str, Any] = {"size": "real corpus", "synthetic": False}
-    row["build"] = build_throughput(args.model, REPO / "corpus", work)
-    row["passages"] = row["build"]["passages"]
+    row = measure_builds(args, work, {"size": "real corpus", "synthetic": False})
     index_dir = work / "build-corpus"
     questions = real_questions(args.questions)
     row["warm_ask"] = warm_asks(index_dir, REPO / "corpus", args.model, questions)
@@ -239,9 +312,6 @@ def measure_real(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.http:
         row["http"] = http_latency(index_dir, REPO / "corpus", args.model, questions)
     row["index_mb"] = round(bench.dir_bytes(index_dir) / 2**20, 3)
-    if args.build_passages:
-        text = write_text_corpus(work / "textcorpus", args.build_passages, args.model)
-        row["build_generated_text"] = build_throughput(args.model, text, work)
     return row
 
 
@@ -269,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print/write its results."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny run in seconds with the fake embedder (for CI)")
-    p.add_argument("--sizes", default="real,100000,1000000", help="comma list: real and/or passage counts")
+    p.add_argument("--sizes", default="real,100000,1000000", help="comma list: real, build and/or passage counts")
     p.add_argument("--model", default=None, help=f"embedding model (default {BUNDLED_MODEL}; hash:64 with --smoke)")
     p.add_argument("--out", default=str(REPO / "reports" / "bench.json"), help="JSON output file")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "leftqa-bench"), help="where synthetic indexes are kept")
@@ -277,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recall-queries", type=int, default=200, help="queries for ANN recall")
     p.add_argument("--cold-repeats", type=int, default=3)
     p.add_argument("--build-passages", type=int, default=1000, help="generated-text corpus for build vs encode (0: skip)")
+    p.add_argument("--build-copies", type=int, default=10, help="real-text corpus for build vs encode: corpus/ plus N varied copies (0: skip)")
+    p.add_argument("--build-repeats", type=int, default=2, help="raw encode / build pairs per build measurement")
     p.add_argument("--http", action=argparse.BooleanOptionalAction, default=None, help="measure HTTP latency (default: on, off with --smoke)")
     p.add_argument("--rebuild", action="store_true", help="rebuild cached synthetic indexes")
     args = p.parse_args(argv)
@@ -285,18 +357,27 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes = "real,2000" if args.sizes == p.get_default("sizes") else args.sizes
         args.questions, args.recall_queries, args.cold_repeats = min(args.questions, 20), min(args.recall_queries, 20), 1
         args.build_passages = min(args.build_passages, 40)
+        args.build_copies, args.build_repeats = min(args.build_copies, 1), 1
     args.model = args.model or BUNDLED_MODEL
     args.http = (not args.smoke) if args.http is None else args.http
     t0, load0 = time.perf_counter(), os.getloadavg()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    build_only: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="leftqa-bench-") as tmp:
         work = Path(tmp)
         nowhere = work / "no-corpus"  # synthetic indexes have no corpus folder to fingerprint
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+            if size == "build":  # the build-vs-encode measurements alone, with no ask latencies
+                build_only = measure_builds(args, work, {"size": "build only"})
+                print(f"[{time.perf_counter() - t0:.0f}s] measured builds", file=sys.stderr, flush=True)
+                continue
             rows.append(measure_real(args, work) if size == "real" else measure_synthetic(int(size), args, nowhere))
             print(f"[{time.perf_counter() - t0:.0f}s] measured {rows[-1]['size']}", file=sys.stderr, flush=True)
     result = {"model": args.model, "smoke": args.smoke, "cpus": os.cpu_count(), "load_avg_start": load0, "load_avg_end": os.getloadavg(),
               "seconds": round(time.perf_counter() - t0, 1), "results": rows}  # fmt: skip
+    if build_only:
+        result["build_only"] = build_only
+        print(json.dumps(build_only, indent=2))
     print(table(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
