@@ -27,6 +27,11 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path: Path) -> N
     assert real["synthetic"] is False and synthetic["synthetic"] is True
     assert real["build"]["passages"] > 0 and real["build"]["build_vs_raw"] > 0
     assert real["build_generated_text"]["passages"] >= 30
+    copies = real["build_real_text_copies"]
+    assert copies["copies"] == 1 and copies["passages"] > real["build"]["passages"]
+    for build in (real["build"], real["build_generated_text"], copies):
+        assert build["texts_embedded"] <= build["passages"] + build["sentences"] and len(build["runs"]) == build["repeats"]
+        assert 0 < build["build_vs_raw_net"] <= 1 and build["build_overhead_s"] > 0
     for row in (real, synthetic):
         assert row["warm_ask"]["ms"]["n"] == 20 and 0 < row["warm_ask"]["ms"]["p50"] <= row["warm_ask"]["ms"]["p95"]
         assert row["warm_ask"]["cpu_ms"]["n"] == 20 and row["warm_ask"]["cpu_ms"]["p50"] > 0
