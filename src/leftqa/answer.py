@@ -163,8 +163,8 @@ def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: 
 
 
 def type_missing(ev: dict[str, float]) -> bool:
-    """A when / how-many / who / where question whose quoted sentences hold no date / number / name: abstain
-    whatever the confidence."""
+    """A question of a strict type (when, how long, how many, who, where) whose quoted sentences hold no date,
+    duration, number or name: abstain whatever the confidence."""
     return ev.get("type_found", 1.0) == 0.0
 
 
