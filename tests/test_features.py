@@ -155,6 +155,11 @@ def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: f
         ("How do I reverse a list?", "Anything.", 1.0),  # "I" is no name
         ("who led the antwerp group?", "Anything.", 1.0),  # no capitalised names: nothing to check
         ("Who led the Antwerp Group?", "The militia was led by Hermann Knüfken.", 0.0),
+        # Written numbers count too, by their digits.
+        ("what did trotsky demand in 1936?", "In 1936, Trotsky called for free elections.", 1.0),
+        ("what did trotsky demand in 1937?", "In 1936, Trotsky called for free elections.", 0.0),
+        ("were 600,000 people killed?", "Casualties ranged from 600000 to over 1 million.", 1.0),
+        ("what happened in 19?", "In 1936 it began.", 0.0),  # digits match whole, not inside another number
         ("Who led the Antwerp Group?", "The group was led by Hermann Knüfken.", 1.0),  # lenient: any word of the name
     ],
 )

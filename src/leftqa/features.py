@@ -26,6 +26,7 @@ _NUMBER = re.compile(
 # A run of capitalised words, joined by lower-case particles only between two of them ("Rosa Luxemburg",
 # "House of Lords"; "One of the" is just "One").
 _CAP_SEQ = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:de|von|van|der|of|the)\s+)*[A-Z][\w'’.-]*)*")
+_DIGITS = re.compile(r"\b\d[\d,]*\b")
 _TITLE = re.compile(r"[\"“][^\"”]{3,}[\"”]|\b[A-Z][a-z]+(?: [A-Za-z]+){0,5} (?:of|to|in) [A-Z][a-z]+")
 
 TYPES = ("date", "duration", "number", "person", "place", "title", "other")
@@ -92,17 +93,20 @@ def type_match(kind: str, sentence: str, question: str, known_names: frozenset[s
 
 
 def name_coverage(question: str, text: str) -> float:
-    """Share of the names in a question (capitalised words past its first) that a text mentions.
+    """Share of what a question names (capitalised words past its first, and written numbers such as years) that a
+    text mentions.
 
     A name counts as mentioned when one of its words is in the text, as the same stem or as a prefix either way
-    ("Normans" ~ "Norman", "Tito" ~ "Titoism"): an answer quoted from a passage that never names what the question
-    asks about ("How many were killed at Kronstadt?" answered from a passage on another event) is about something
-    else."""
+    ("Normans" ~ "Norman", "Tito" ~ "Titoism"); a number when the text has the same digits. An answer quoted from
+    a passage that never names what the question asks about ("How many were killed at Kronstadt?" answered from
+    a passage on another event) is about something else."""
     asked = [n for n in names(question) if n != "I"]  # the pronoun, not a name
-    if not asked:
+    numbers = list(dict.fromkeys(n.replace(",", "") for n in _DIGITS.findall(question)))
+    if not asked and not numbers:
         return 1.0
     seen = set(words(text))
     seen_stems = set(stems(sorted(seen)))
+    plain = text.replace(",", "")
 
     def mentioned(w: str) -> bool:
         return (
@@ -111,7 +115,9 @@ def name_coverage(question: str, text: str) -> float:
             or (len(w) >= 4 and any(x.startswith(w) or (len(x) >= 4 and w.startswith(x)) for x in seen))
         )
 
-    return sum(1 for n in asked if any(mentioned(w) for w in words(n))) / len(asked)
+    found = sum(1 for n in asked if any(mentioned(w) for w in words(n)))
+    found += sum(1 for n in numbers if re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", plain))
+    return found / (len(asked) + len(numbers))
 
 
 def idf(doc_freq: dict[str, int], n_docs: int, term: str) -> float:
