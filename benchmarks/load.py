@@ -189,7 +189,7 @@ def free_port() -> int:
 
 def start_server(index_dir: Path, port: int, timeout: float = 300.0) -> subprocess.Popen:
     """Start `leftqa serve` on 127.0.0.1:port for `index_dir` and wait until it answers."""
-    cmd = [sys.executable, "-m", "leftqa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(index_dir)]
+    cmd = [sys.executable, "-m", "leftqa.app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", str(index_dir)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

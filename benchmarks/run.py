@@ -9,7 +9,7 @@ cold start, peak memory and index size, at the bundled corpus, 100K and 1M passa
 
 Prints a table and writes JSON (--out, default reports/bench.json). What is synthetic: the 100K/1M passages are
 generated text; their sentence vectors are real model vectors of the generated sentences and their passage
-vectors the normalised mean of those (see leftqa/bench.py). Query vectors are always computed by the real model
+vectors the normalised mean of those (see benchmarks/benchlib.py). Query vectors are always computed by the real model
 at ask time. Machines are noisy: compare the ratios measured within one run (the load average is recorded).
 """
 
@@ -31,10 +31,11 @@ from typing import Any, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from leftqa import bench  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
+import benchlib as bench  # noqa: E402
 from leftqa.config import BUNDLED_MODEL, Settings  # noqa: E402
 
-LEFTQA = [sys.executable, "-m", "leftqa.cli"]
+LEFTQA = [sys.executable, "-m", "leftqa.app.cli"]
 COLD_QUESTION = "When was Trotsky exiled?"
 
 
@@ -88,10 +89,10 @@ def build_throughput(model: str, corpus: Path, work: Path, repeats: int = 2) -> 
     overhead, so each build also times its own encode calls: `build_vs_raw_net` is raw / (raw + the build's
     time outside encode), both parts measured within one pass each.
     """
-    from leftqa.builder import build_index
-    from leftqa.chunking import chunk_documents
-    from leftqa.corpus import read_corpus
-    from leftqa.embed import load_embedder
+    from leftqa.index.builder import build_index
+    from leftqa.index.embed import load_embedder
+    from leftqa.ingest.chunking import chunk_documents
+    from leftqa.ingest.corpus import read_corpus
 
     settings = Settings(corpus_dir=corpus, index_dir=work / f"build-{corpus.name}", model=model, threads=0)
     embedder = load_embedder(model, threads=0)
@@ -238,7 +239,7 @@ def _proc_memory_mb(pid: int) -> dict[str, float]:
 
 def warm_asks(index_dir: Path, corpus: Path, model: str, questions: list[str]) -> dict[str, Any]:
     """Load an Assistant (as `leftqa serve` does) and time `ask` over the questions."""
-    from leftqa.chat import Assistant
+    from leftqa.qa.assistant import Assistant
 
     bench.prewarm(index_dir)  # "warm": the index files are in the page cache, as on a server that has been up
     t = time.perf_counter()
@@ -257,7 +258,7 @@ def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, A
     if (index_dir / "manifest.json").exists() and meta.exists() and not args.rebuild:
         return index_dir, {**json.loads(meta.read_text()), "cached": True}
     shutil.rmtree(index_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "leftqa.bench", "build-synthetic", "--out", str(index_dir), "--passages", str(n), "--model", args.model, "--cache", str(args.cache)]
+    cmd = [sys.executable, str(REPO / "benchmarks" / "benchlib.py"), "build-synthetic", "--out", str(index_dir), "--passages", str(n), "--model", args.model, "--cache", str(args.cache)]
     if args.smoke:
         cmd += ["--pool", "400", "--ann-threshold", str(max(n // 2, 1))]
     r = bench.run_child(cmd, timeout=6 * 3600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
@@ -271,7 +272,7 @@ def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, A
 
 def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[str, Any]:
     """Every measurement at one synthetic size."""
-    from leftqa.embed import load_embedder
+    from leftqa.index.embed import load_embedder
 
     index_dir, build = synthetic_index(n, args)
     pool_size = 400 if args.smoke else 20_000

@@ -57,7 +57,7 @@ def write_corpus(data: list[dict[str, Any]], folder: Path) -> int:
 
 def evidence_sentence(context: str, start: int) -> str:
     """The sentence of a paragraph that holds the character at `start` (the next one when it falls between)."""
-    from leftqa.chunking import split_sentences
+    from leftqa.ingest.chunking import split_sentences
 
     spans = split_sentences(context)
     for s, e in spans:
@@ -69,7 +69,7 @@ def evidence_sentence(context: str, start: int) -> str:
 
 def make_cases(data: list[dict[str, Any]], limit: int | None = None) -> list[Any]:
     """Eval cases: answerable questions (evidence sentence, gold answers) and impossible ones (unanswerable)."""
-    from leftqa.evaluate import Case
+    from leftqa.evals.cases import Case
 
     answerable, impossible = [], []
     for article in data:
@@ -90,10 +90,10 @@ def make_cases(data: list[dict[str, Any]], limit: int | None = None) -> list[Any
 
 def prepare(data: list[dict[str, Any]], workdir: Path, model: str, quiet: bool = False) -> Any:
     """Corpus and index under workdir (rebuilt only when stale) and the Assistant loaded on them."""
-    from leftqa.builder import build_index, stale_reason
-    from leftqa.chat import Assistant
     from leftqa.config import Settings
-    from leftqa.embed import load_embedder
+    from leftqa.index.builder import build_index, stale_reason
+    from leftqa.index.embed import load_embedder
+    from leftqa.qa.assistant import Assistant
 
     settings = Settings(corpus_dir=workdir / "corpus", index_dir=workdir / "index", model=model, top_k=10)
     write_corpus(data, settings.corpus_dir)
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> Any:
     """Build (or reuse) the benchmark index and evaluate the SQuAD cases; an EvalRun."""
     from leftqa.config import MODES
     from leftqa.errors import EvalError
-    from leftqa.evaluate import evaluate, relevant_passages
+    from leftqa.evals.run import evaluate, relevant_passages
 
     data = load_squad(Path(args.data))
     cases = make_cases(data, args.limit)
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     from leftqa.errors import LeftQAError
-    from leftqa.evalreport import format_table, write_report
+    from leftqa.evals.report import format_table, write_report
 
     try:
         result = run(args)

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/tune.py [--workdir DIR] [--quick]
 
-Each configuration runs the real pipeline (leftqa.chat.Assistant) over the 293 answerable SQuAD questions of
+Each configuration runs the real pipeline (leftqa.qa.assistant.Assistant) over the 293 answerable SQuAD questions of
 the two benchmark articles and prints hit@1 / MRR@10 / answer@1. Our own eval cases are never used here, so
 `leftqa eval` on them stays an honest check of what this search picked.
 """
@@ -21,10 +21,9 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import squad  # noqa: E402  (benchmarks/squad.py: corpus and cases from the SQuAD JSON)
-
-from leftqa import answer as ans  # noqa: E402
-from leftqa import retrieve  # noqa: E402
-from leftqa.evaluate import evaluate  # noqa: E402
+from leftqa.evals.run import evaluate  # noqa: E402
+from leftqa.qa import answer as ans  # noqa: E402
+from leftqa.qa import retrieve  # noqa: E402
 
 
 def measure(assistant: Any, cases: list[Any]) -> dict[str, float]:

@@ -122,8 +122,8 @@ def fake_settings(tiny_corpus: Path, tmp_path: Path) -> Settings:
 
 def build_fake_index(settings: Settings):  # noqa: ANN201 - BuildReport
     """Build the index named by `settings` with its (fake) embedder; returns the BuildReport."""
-    from leftqa.builder import build_index
-    from leftqa.embed import load_embedder
+    from leftqa.index.builder import build_index
+    from leftqa.index.embed import load_embedder
 
     return build_index(settings, load_embedder(settings.model))
 
@@ -138,7 +138,7 @@ def fake_index(fake_settings: Settings) -> Settings:
 @pytest.fixture
 def fake_assistant(fake_index: Settings):  # noqa: ANN201 - Assistant
     """An Assistant loaded from the fake-embedder index of the tiny corpus."""
-    from leftqa.chat import Assistant
+    from leftqa.qa.assistant import Assistant
 
     return Assistant.load(fake_index)
 
@@ -159,7 +159,7 @@ def subprocess_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def bundled_embedder():  # noqa: ANN201 - SentenceTransformerEmbedder
     """The real bundled all-MiniLM-L6-v2 embedder, loaded once per session (~5-10 s)."""
-    from leftqa.embed import load_embedder
+    from leftqa.index.embed import load_embedder
 
     return load_embedder(BUNDLED_MODEL)
 
@@ -167,7 +167,7 @@ def bundled_embedder():  # noqa: ANN201 - SentenceTransformerEmbedder
 @pytest.fixture(scope="session")
 def real_index_settings(tmp_path_factory: pytest.TempPathFactory, bundled_embedder) -> Settings:  # noqa: ANN001
     """Settings of a real index (bundled model) built from a copy of corpus/ in a temporary folder."""
-    from leftqa.builder import build_index
+    from leftqa.index.builder import build_index
 
     root = tmp_path_factory.mktemp("real")
     # A copy, so another engineer editing corpus/ mid-run cannot make this index stale under our feet.
@@ -180,7 +180,7 @@ def real_index_settings(tmp_path_factory: pytest.TempPathFactory, bundled_embedd
 @pytest.fixture(scope="session")
 def real_assistant(real_index_settings: Settings, bundled_embedder):  # noqa: ANN001, ANN201 - Assistant
     """An Assistant on the real index through Assistant.load, reusing the session's embedder."""
-    import leftqa.chat as chat
+    import leftqa.qa.assistant as chat
 
     with pytest.MonkeyPatch.context() as mp:
         # Assistant.load would load the model again (~5-10 s); everything else (index, checks) runs as usual.

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT
-from leftqa import cli
-from leftqa.chat import Assistant
+from test_formats import BANNED, KRONSTADT, PAGE_HTML, SHLYAPNIKOV, make_pdf
+
+from leftqa.app import cli
 from leftqa.config import Settings
 from leftqa.errors import SourceError
-from leftqa.index import Index
-from leftqa.sources import add_sources, download, url_file_name
-from test_formats import BANNED, KRONSTADT, PAGE_HTML, SHLYAPNIKOV, make_pdf
+from leftqa.index.store import Index
+from leftqa.ingest.sources import add_sources, download, url_file_name
+from leftqa.qa.assistant import Assistant
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -143,7 +143,7 @@ def test_add_pdf_url_keeps_pages(server: str, settings: Settings) -> None:
     # The second URL says octet-stream and has no suffix: the content is a PDF, but nothing says so.
     assert [a.dest for a in result.added] == [f"web/127.0.0.1-{port}-paper.pdf"]
     assert result.warnings == (f"{server}/download?id=7: unsupported content type 'application/octet-stream' (leftqa reads HTML, PDF, DOCX, text and Markdown)",)
-    from leftqa.builder import build_index
+    from leftqa.index.builder import build_index
 
     build_index(settings)
     pages = {(p.page, p.source) for p in Index.load(settings.index_dir).passages if p.doc_id.endswith(".pdf")}
@@ -156,7 +156,7 @@ def test_redirect_and_charset(server: str, tmp_path: Path) -> None:
     assert record["url"] == f"{server}/redirect" and record["final_url"] == f"{server}/articles/kronstadt.html"
     latin = download(f"{server}/latin", tmp_path)
     assert latin.dest.endswith("-latin.txt")
-    from leftqa.corpus import read_document
+    from leftqa.ingest.corpus import read_document
 
     doc = read_document(tmp_path / latin.dest, latin.dest)
     assert doc.text.strip() == "Déjà vu in the café of the Kronstadt sailors."

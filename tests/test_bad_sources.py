@@ -9,15 +9,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import FAKE_MODEL, HARBOUR_TXT
-from leftqa import cli
-from leftqa.builder import build_index
-from leftqa.config import Settings
-from leftqa.corpus import MAX_FILE_BYTES, list_sources, read_corpus, read_document
-from leftqa.errors import SourceError
-from leftqa.index import Index
 from test_formats import make_pdf, make_scanned_pdf
+
+from leftqa.app import cli
+from leftqa.config import Settings
+from leftqa.errors import SourceError
+from leftqa.index.builder import build_index
+from leftqa.index.store import Index
+from leftqa.ingest.corpus import list_sources, read_corpus, read_document
+from leftqa.ingest.documents import MAX_FILE_BYTES
 
 SECRET = "The secret outside the corpus must never be indexed."
 

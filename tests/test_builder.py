@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT
-from leftqa import cli
-from leftqa.builder import BuildReport, build_index, build_lock, lock_path
-from leftqa.chat import Assistant
+
+from leftqa.app import cli
 from leftqa.config import Settings
-from leftqa.embed import HashEmbedder
 from leftqa.errors import CorpusError, IndexLockedError, ModelError
-from leftqa.index import Index
+from leftqa.index.builder import BuildReport, build_index, build_lock, lock_path
+from leftqa.index.embed import HashEmbedder
+from leftqa.index.store import Index
+from leftqa.qa.assistant import Assistant
 
 MILL_TXT = """\
 The Mill at Carrow
@@ -64,7 +64,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(model: str, threads: int = 0):  # noqa: ANN202
         raise ModelError("the model must not be loaded")
 
-    monkeypatch.setattr("leftqa.embed.load_embedder", refuse)
+    monkeypatch.setattr("leftqa.index.embed.load_embedder", refuse)
 
 
 def passages_text(index_dir: Path) -> str:
@@ -254,7 +254,7 @@ def test_a_second_build_fails_fast_while_one_holds_the_lock(settings: Settings) 
 
 def test_lock_held_by_another_process(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code = (
-        "import sys, time; from pathlib import Path; from leftqa.builder import build_lock\n"
+        "import sys, time; from pathlib import Path; from leftqa.index.builder import build_lock\n"
         "with build_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(30)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(settings.index_dir)], stdout=subprocess.PIPE, text=True)
@@ -310,8 +310,8 @@ def test_running_assistant_keeps_answering_during_a_rebuild_then_reloads(setting
 
 def test_vectors_are_reused_only_from_fully_verified_files(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Loading checks large files only at their edges; shrink "large" so a small index has such files.
-    monkeypatch.setattr("leftqa.index.FULL_HASH_LIMIT", 0)
-    monkeypatch.setattr("leftqa.index.EDGE", 256)
+    monkeypatch.setattr("leftqa.index.store.FULL_HASH_LIMIT", 0)
+    monkeypatch.setattr("leftqa.index.store.EDGE", 256)
     first = build_index(settings)
     vectors = Path(settings.index_dir) / "passage_vectors.npy"
     data = bytearray(vectors.read_bytes())
@@ -331,7 +331,7 @@ def test_vectors_are_reused_only_from_fully_verified_files(settings: Settings, m
 def test_incremental_build_matches_a_full_build_with_the_real_model(tmp_path: Path, bundled_embedder, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     from conftest import REAL_CORPUS
 
-    import leftqa.chat as chat
+    import leftqa.qa.assistant as chat
 
     monkeypatch.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
     corpus = tmp_path / "corpus"
@@ -368,7 +368,7 @@ def test_failed_write_is_a_clear_error_and_keeps_the_old_index(settings: Setting
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("leftqa.index.np.save", disk_full)
+    monkeypatch.setattr("leftqa.index.store.np.save", disk_full)
     rc = cli.main(["index", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", FAKE_MODEL, "-q"])
     err = capsys.readouterr().err.splitlines()
     assert rc == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from leftqa.calibrate import Point, best_point, fit, sweep
-from leftqa.chat import DEFAULT_CALIBRATION, load_calibration
 from leftqa.errors import EvalError
+from leftqa.evals.calibrate import Point, best_point, fit, sweep
+from leftqa.qa.assistant import DEFAULT_CALIBRATION, load_calibration
 
 
 def test_sweep_counts_recall_and_false_abstention() -> None:
@@ -50,7 +50,7 @@ def test_fit_sets_the_sentence_floor_below_the_weakest_answerable_case() -> None
 
 @pytest.mark.parametrize(("sentence", "abstains"), [(0.29, True), (0.31, False)])
 def test_ask_abstains_under_the_sentence_floor(sentence: float, abstains: bool) -> None:
-    from leftqa.answer import abstains as decide
+    from leftqa.qa.answer import abstains as decide
 
     ev = {"sentence": sentence, "type_found": 1.0, "names_found": 1.0}
     assert decide(ev, conf=9.0, threshold=0.5, floor=0.3) is abstains

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import GUILD_MD, HARBOUR_TXT, REAL_CORPUS, TINY_CORPUS, TINY_PASSAGES
-from leftqa.chunking import chunk_document, chunk_documents, passage_id, split_sentences, word_count
-from leftqa.corpus import Block, Document, parse_text_document, read_corpus
+
+from leftqa.ingest.chunking import chunk_document, chunk_documents, passage_id, split_sentences, word_count
+from leftqa.ingest.corpus import Block, Document, parse_text_document, read_corpus
 from leftqa.records import Passage
 
 
@@ -108,7 +108,7 @@ def _tricky_fuzz(n: int, seed: int = 5) -> list[str]:
 def test_segmenter_gives_exactly_stock_pysbd_output() -> None:
     import pysbd
 
-    from leftqa.chunking import _segmenter
+    from leftqa.ingest.chunking import _segmenter
 
     stock = pysbd.Segmenter(language="en", clean=False)
     assert type(_segmenter()) is not pysbd.Segmenter or pysbd.__version__ != "0.3.4"  # the fast one is in use
@@ -123,7 +123,7 @@ def test_ignorecase_fold_covers_every_code_point() -> None:
     """The abbreviation shortcut relies on these: what re.IGNORECASE matches to a-z, and re's \\s."""
     import re
 
-    from leftqa.chunking import _IGNORECASE_FOLD
+    from leftqa.ingest.chunking import _IGNORECASE_FOLD
 
     every = "".join(map(chr, range(0x110000)))
     for ch in re.findall("[a-z]", every, flags=re.IGNORECASE):

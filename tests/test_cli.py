@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FAKE_MODEL, HARBOUR_TXT, REPO_ROOT, TINY_CORPUS, TINY_PASSAGES, subprocess_env, write_files
-from leftqa.cli import main
+
+from leftqa.app.cli import main
 
 pytestmark = pytest.mark.usefixtures("clean_leftqa_env")
 
@@ -293,7 +293,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: lis
 def test_importing_leftqa_stays_light() -> None:
     heavy = ("torch", "faiss", "gradio", "sentence_transformers", "transformers", "onnxruntime", "bm25s", "pysbd")
     code = (
-        "import sys, leftqa, leftqa.cli, leftqa.chat; "
+        "import sys, leftqa, leftqa.app.cli, leftqa.qa.assistant; "
         f"loaded = [m for m in {heavy!r} if m in sys.modules]; "
         "print(','.join(loaded))"
     )

@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from leftqa.config import BUNDLED_MODEL, Settings
 from leftqa.errors import ConfigError
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from conftest import GUILD_MD, HARBOUR_TXT, REAL_CORPUS
-from leftqa.corpus import (
+
+from leftqa.errors import CorpusError, SourceError
+from leftqa.ingest.corpus import (
     INTRO,
     corpus_fingerprint,
     decode,
@@ -20,7 +21,6 @@ from leftqa.corpus import (
     read_text_file,
     title_from_name,
 )
-from leftqa.errors import CorpusError, SourceError
 
 
 def texts(text: str, blocks) -> list[tuple[str, str]]:  # noqa: ANN001

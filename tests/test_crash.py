@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT, REAL_CORPUS
-from leftqa import cli
-from leftqa.builder import build_index, lock_path
-from leftqa.chat import Assistant
+
+from leftqa.app import cli
 from leftqa.config import Settings
 from leftqa.errors import IndexCorruptError, IndexLockedError, IndexMissingError
-from leftqa.index import Index, read_manifest
+from leftqa.index.builder import build_index, lock_path
+from leftqa.index.store import Index, read_manifest
+from leftqa.qa.assistant import Assistant
 
 INDEX_FILES = [
     "bm25/data.csc.index.npy",
@@ -49,7 +49,7 @@ def child_env() -> dict[str, str]:
 
 
 def index_cmd(corpus: Path, index: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "leftqa.cli", "index", "--corpus", str(corpus), "--index", str(index), *extra]
+    return [sys.executable, "-m", "leftqa.app.cli", "index", "--corpus", str(corpus), "--index", str(index), *extra]
 
 
 def doc_ids(index_dir: Path) -> list[str]:
@@ -280,7 +280,7 @@ def test_real_build_killed_mid_embedding_keeps_the_previous_index(real_index_set
         proc.wait()
 
     assert doc_ids(index_dir) == old
-    import leftqa.chat as chat
+    import leftqa.qa.assistant as chat
 
     monkeypatch.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
     assistant = Assistant.load(real_index_settings.with_(corpus_dir=corpus, index_dir=index_dir), check_corpus=False)

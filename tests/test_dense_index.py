@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAKE_MODEL
 
-import leftqa.index as index_module
-from leftqa.embed import load_embedder, split_backend
+import leftqa.index.store as index_module
 from leftqa.errors import IndexCorruptError, IndexMismatchError
-from leftqa.index import (
+from leftqa.index.embed import load_embedder, split_backend
+from leftqa.index.store import (
     HNSW,
     MANIFEST,
     PASSAGE_OFFSETS,
@@ -25,8 +26,6 @@ from leftqa.index import (
     verify_files,
 )
 from leftqa.records import Passage, Sentence
-
-from conftest import FAKE_MODEL
 
 WORDS = "harbour lighthouse keeper storm ice coal timber wool railway quay customs fever diary committee merchant".split()
 
@@ -207,10 +206,10 @@ def test_build_records_the_backend_in_the_manifest(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_onnx_vectors_match_sentence_transformers_fp32(bundled_embedder) -> None:  # noqa: ANN001
     """The default ONNX backend reproduces the PyTorch model's vectors (so `leftqa eval` cannot change)."""
-    from leftqa.chunking import chunk_documents
-    from leftqa.corpus import read_corpus
-
     from conftest import REAL_CORPUS
+
+    from leftqa.ingest.chunking import chunk_documents
+    from leftqa.ingest.corpus import read_corpus
 
     assert getattr(bundled_embedder, "backend", None) == "onnx"
     docs, _ = read_corpus(REAL_CORPUS)

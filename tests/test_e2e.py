@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REAL_CORPUS, subprocess_env
+
 from leftqa.config import Settings
-from leftqa.index import read_manifest
+from leftqa.index.store import read_manifest
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from leftqa import evalgate
-from leftqa import evaluate as ev
-from leftqa.cli import main
+from leftqa.app.cli import main
 from leftqa.errors import EvalError
+from leftqa.evals import gate as evalgate
+from leftqa.evals import run as ev
 from leftqa.records import Answer, Citation, Hit, Passage, Sentence
 
 CORPUS = """Field notes
@@ -50,9 +50,9 @@ def write_cases(path: Path, cases: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A four-topic corpus indexed with the hash:64 fake and with the deliberately poor hash:1 fake."""
-    from leftqa.builder import build_index
     from leftqa.config import Settings
-    from leftqa.embed import load_embedder
+    from leftqa.index.builder import build_index
+    from leftqa.index.embed import load_embedder
 
     root = tmp_path_factory.mktemp("eval")
     (root / "corpus").mkdir()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from leftqa.features import QueryTerms, answer_type, idf, mid_sentence_names, name_coverage, type_match
+from leftqa.qa.features import QueryTerms, answer_type, idf, mid_sentence_names, name_coverage, type_match
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_context_terms_weigh_less_than_question_terms() -> None:
 def _retrieval(kind: str):  # noqa: ANN202
     import numpy as np
 
-    from leftqa.retrieve import Retrieval
+    from leftqa.qa.retrieve import Retrieval
 
     qt = QueryTerms.build(["publish"], {"publish": 1}, 10)
     z = np.zeros(1, dtype=np.float32)
@@ -134,7 +134,7 @@ def _retrieval(kind: str):  # noqa: ANN202
     ],
 )
 def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: float, other_type_ok: float, found: float) -> None:
-    from leftqa.answer import Candidate, evidence, type_missing
+    from leftqa.qa.answer import Candidate, evidence, type_missing
 
     quoted = Candidate(0, 0, 0, 1.0, 0.5, 0.5, quoted_type_ok, frozenset())
     other = Candidate(0, 0, 1, 0.9, 0.5, 0.5, other_type_ok, frozenset())
@@ -176,7 +176,7 @@ def test_name_coverage(question: str, text: str, expected: float) -> None:
     ],
 )
 def test_forced_abstention_rules(type_found: float, names_found: float, reason: str) -> None:
-    from leftqa.answer import abstains, forced_reason
+    from leftqa.qa.answer import abstains, forced_reason
 
     ev = {"sentence": 0.9, "type_found": type_found, "names_found": names_found}
     assert forced_reason(ev) == reason

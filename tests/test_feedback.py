@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leftqa.errors import FeedbackError
-from leftqa.feedback import Feedback, append_feedback
+from leftqa.evals.feedback import Feedback, append_feedback
 from leftqa.records import Answer, Citation, Hit
 
 
@@ -67,7 +67,7 @@ def test_unwritable_path_is_a_feedback_error(tmp_path: Path) -> None:
 WRITER = r"""
 import sys, threading
 from pathlib import Path
-from leftqa.feedback import Feedback, append_feedback
+from leftqa.evals.feedback import Feedback, append_feedback
 from leftqa.records import Answer
 path, worker, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 def run(thread):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leftqa.followup import build_query, context_terms, names, needs_context
+from leftqa.qa.followup import build_query, context_terms, names, needs_context
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FAKE_MODEL
-from leftqa.builder import build_index
-from leftqa.chat import Assistant
+
 from leftqa.config import Settings
-from leftqa.corpus import INTRO, READERS, Document, read_corpus, read_document
 from leftqa.errors import SourceError
-from leftqa.formats import pdf_paragraphs
+from leftqa.index.builder import build_index
+from leftqa.ingest.corpus import INTRO, READERS, Document, read_corpus, read_document
+from leftqa.ingest.formats import pdf_paragraphs
+from leftqa.qa.assistant import Assistant
 
 KRONSTADT = "The Kronstadt rebellion was a 1921 uprising of sailors, soldiers and civilians against the Bolshevik government."
 CAUSES = "Famine, forced grain requisitions and the repression of strikes in Petrograd caused wide discontent among the sailors."
@@ -299,7 +299,7 @@ def test_mixed_corpus_builds_and_cites_pages_and_sources(tmp_path: Path) -> None
 
 def test_heavy_parsers_are_imported_only_when_used() -> None:
     code = (
-        "import sys, leftqa, leftqa.corpus, leftqa.formats, leftqa.builder, leftqa.sources, leftqa.cli;"
+        "import sys, leftqa, leftqa.ingest.corpus, leftqa.ingest.formats, leftqa.index.builder, leftqa.ingest.sources, leftqa.app.cli;"
         "print(sorted(m for m in ('bs4', 'pypdf', 'docx', 'torch', 'faiss') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

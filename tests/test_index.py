@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FAKE_MODEL, GUILD_MD, TINY_PASSAGES, build_fake_index
+
 from leftqa import __version__
-from leftqa.builder import build_index, stale_reason
-from leftqa.chunking import chunk_documents
-from leftqa.chat import Assistant
 from leftqa.config import Settings
-from leftqa.corpus import read_corpus
-from leftqa.embed import load_embedder
 from leftqa.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
-from leftqa.index import FORMAT, FORMAT_VERSION, MANIFEST, Index, read_manifest, recover, swap_in
+from leftqa.index.builder import build_index, stale_reason
+from leftqa.index.embed import load_embedder
+from leftqa.index.store import FORMAT, FORMAT_VERSION, MANIFEST, Index, read_manifest, recover, swap_in
+from leftqa.ingest.chunking import chunk_documents
+from leftqa.ingest.corpus import read_corpus
+from leftqa.qa.assistant import Assistant
 
 
 def passages_on_disk(index_dir: Path) -> list[dict]:
@@ -190,7 +190,7 @@ def test_failed_save_keeps_previous_index_and_leaves_no_temp_folder(fake_index: 
 
 
 def test_interrupted_save_keeps_previous_index(fake_index: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import leftqa.index as index_module
+    import leftqa.index.store as index_module
 
     before = passages_on_disk(fake_index.index_dir)
     (fake_index.corpus_dir / "weavers-guild.md").write_text(GUILD_MD.replace("twelve", "eleven"), encoding="utf-8")
@@ -245,7 +245,7 @@ def test_swap_in_replaces_the_folder(tmp_path: Path) -> None:
 
 
 def test_swap_replaces_the_live_index_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    from leftqa.index import _exchange, swap_in
+    from leftqa.index.store import _exchange, swap_in
 
     new, live = tmp_path / ".index.tmp-1", tmp_path / "index"
     new.mkdir()

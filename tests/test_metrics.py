@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from leftqa import metrics as m
+from leftqa.evals import metrics as m
 
 LOG3 = math.log2(3)  # discount of rank 2
 LOG4 = 2.0  # discount of rank 3

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import FAKE_MODEL, TINY_PASSAGES
+
 from leftqa.config import Settings
-from leftqa.embed import load_embedder
 from leftqa.errors import ConfigError
-from leftqa.index import Index
-from leftqa.retrieve import WEIGHTS, Retriever, fuse, top_k
+from leftqa.index.embed import load_embedder
+from leftqa.index.store import Index
+from leftqa.qa.retrieve import Retriever, fuse, top_k
 
 
 def test_fuse_is_the_weighted_sum_hand_computed() -> None:

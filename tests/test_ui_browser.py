@@ -65,7 +65,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(browser, real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
     """URL of the real app serving the session's real index on 127.0.0.1."""
-    from leftqa.ui import build_app, launch
+    from leftqa.app.ui import build_app, launch
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-browser") / "feedback.jsonl")
     app = build_app(real_assistant, settings)

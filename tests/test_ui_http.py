@@ -27,7 +27,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:  # noqa: ANN001
     """(url, settings) of the real app serving the session's real index on 127.0.0.1."""
-    from leftqa.ui import build_app, launch
+    from leftqa.app.ui import build_app, launch
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-http") / "feedback.jsonl")
     app = build_app(real_assistant, settings)
@@ -166,7 +166,7 @@ def test_feedback_buttons_append_json_lines(server: tuple[str, Any], client) -> 
 
 
 def test_reload_button_reloads_the_index(client, real_assistant, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    import leftqa.chat as chat_module
+    import leftqa.qa.assistant as chat_module
 
     # Reloading reads the index again; the model is the session's, not loaded a second time.
     monkeypatch.setattr(chat_module, "load_embedder", lambda model, threads=0: real_assistant.embedder)
@@ -183,7 +183,7 @@ def test_no_file_is_served_beyond_the_app(server: tuple[str, Any], path: str) ->
 
 
 def test_serve_binds_localhost_by_default() -> None:
-    from leftqa.cli import build_parser
+    from leftqa.app.cli import build_parser
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 7860)

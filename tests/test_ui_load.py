@@ -36,7 +36,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
-    from leftqa.ui import build_app, launch
+    from leftqa.app.ui import build_app, launch
 
     settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-load") / "feedback.jsonl")
     app = build_app(real_assistant, settings)

@@ -8,10 +8,10 @@ from typing import Sequence
 
 import pytest
 
+from leftqa.app.ui import Conversation, record_feedback, reload_index, render_answer, render_sources, respond
 from leftqa.config import Settings
 from leftqa.errors import IndexMissingError, QuestionError
 from leftqa.records import Answer, Citation, Hit
-from leftqa.ui import Conversation, record_feedback, reload_index, render_answer, render_sources, respond
 
 EVIL = '<script>alert(1)</script><img src=x onerror=alert(1)>"'
 

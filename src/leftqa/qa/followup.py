@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .text import is_stopword, words
+from leftqa.text import is_stopword, words
 
 # Words that point back into the conversation. Grammar words only: nothing here names a person or event.
 _ANAPHORA = frozenset(

@@ -11,15 +11,15 @@ from pathlib import Path
 from threading import Lock
 from typing import Any, Sequence
 
-from . import answer as ans
-from .config import Settings
-from .corpus import corpus_fingerprint
-from .embed import Embedder, load_embedder
-from .errors import QuestionError
-from .followup import build_query, context_terms, needs_context
-from .index import Index
-from .records import Answer, Hit
-from .retrieve import Retriever
+from leftqa.config import Settings
+from leftqa.errors import QuestionError
+from leftqa.index.embed import Embedder, load_embedder
+from leftqa.index.store import Index
+from leftqa.ingest.corpus import corpus_fingerprint
+from leftqa.qa import answer as ans
+from leftqa.qa.followup import build_query, context_terms, needs_context
+from leftqa.qa.retrieve import Retriever
+from leftqa.records import Answer, Hit
 
 # Used when no calibration file exists (see `leftqa calibrate`).
 DEFAULT_CALIBRATION: dict[str, Any] = {

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from .corpus import INTRO, MAX_PACKAGE_BYTES, Block, Document, decode, load_bytes, title_from_name
-from .errors import SourceError
+from leftqa.errors import SourceError
+from leftqa.ingest.documents import INTRO, MAX_PACKAGE_BYTES, Block, Document, decode, load_bytes, title_from_name
 
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # Elements whose boundaries end a paragraph; everything else (a, em, span, …) is inline.

@@ -3,7 +3,7 @@
 Synthetic passages are three sentences drawn from a pool of generated sentences (words from the model's own
 vocabulary, Zipf-distributed). The pool is embedded for real with the configured model; a passage's vector is
 the normalised mean of its sentences' vectors, so large indexes need no hours of embedding. Used by
-`benchmarks/run.py`; `python -m leftqa.bench build-synthetic ...` builds one index in a child process.
+`benchmarks/run.py`; `python benchmarks/benchlib.py build-synthetic ...` builds one index in a child process.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .records import Passage, Sentence
+from leftqa.records import Passage, Sentence
 
 SENTENCES_PER_PASSAGE = 3
 PASSAGES_PER_DOC = 100
@@ -96,14 +96,14 @@ def time_asks(assistant: Any, questions: Sequence[str], warmup: int = 5) -> tupl
 
 def vocabulary(model: str) -> list[str]:
     """Whole English words from the model's WordPiece vocabulary (or a small fallback list for fake models)."""
-    from .embed import resolve_model_path, split_backend
+    from leftqa.index.embed import resolve_model_path, split_backend
 
     vocab_file = None
     if not model.startswith("hash:"):
         candidate = Path(resolve_model_path(split_backend(model)[1])) / "vocab.txt"
         vocab_file = candidate if candidate.is_file() else None
     if vocab_file is None:
-        from .text import QUESTION_WORDS
+        from leftqa.text import QUESTION_WORDS
 
         base = sorted(QUESTION_WORDS) + "party union workers strike congress council paper editor journal exile revolution".split()
         return sorted({a + b for a in base for b in ("", "s", "ism", "ist", "ed")})
@@ -166,7 +166,7 @@ def synthetic_questions(ids: np.ndarray, pool: list[str], n: int, seed: int = 13
 
 def pool_vectors(pool: list[str], model: str, cache: Path) -> np.ndarray:
     """Real embeddings of the sentence pool with `model`, cached as .npy beside the other benchmark data."""
-    from .embed import load_embedder
+    from leftqa.index.embed import load_embedder
 
     tag = model.replace(":", "_").replace("/", "_")
     path = Path(cache) / f"pool-{tag}-{len(pool)}.npy"
@@ -184,7 +184,7 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
     """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds."""
     import faiss
 
-    from .index import Index
+    from leftqa.index.store import Index
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build may use every core
     t0 = time.perf_counter()
@@ -223,7 +223,7 @@ def ann_recall(index_dir: Path, queries: np.ndarray, k: int = 10) -> dict[str, A
     """Recall@k of the index's dense search against exact search over its own vectors, and ms per query of each."""
     import faiss
 
-    from .index import Index
+    from leftqa.index.store import Index
 
     index = Index.load(index_dir, verify=False)
     faiss.omp_set_num_threads(1)
@@ -248,8 +248,8 @@ def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     """Queries per CPU second of our BM25 scorer and of bm25s's own get_scores on the same index, and whether equal."""
     import bm25s
 
-    from .index import BM25_DIR, Index
-    from .text import terms
+    from leftqa.index.store import BM25_DIR, Index
+    from leftqa.text import terms
 
     index = Index.load(index_dir, verify=False)
     theirs = bm25s.BM25.load(str(Path(index_dir) / BM25_DIR), mmap=True)
@@ -273,9 +273,9 @@ def plain_baseline(index_dir: Path, questions: Sequence[str], model: str) -> dic
     import bm25s
     import faiss
 
-    from .embed import load_embedder, split_backend
-    from .index import BM25_DIR, Index
-    from .text import terms
+    from leftqa.index.embed import load_embedder, split_backend
+    from leftqa.index.store import BM25_DIR, Index
+    from leftqa.text import terms
 
     index = Index.load(index_dir, verify=False)
     embedder = load_embedder(model if model.startswith("hash:") else f"torch:{split_backend(model)[1]}", threads=1)
@@ -313,9 +313,10 @@ def compare_backends(corpus: Path, cases: Path, calibration: Path, work: Path, m
     One process and one calibration for all three, so only the embedding backend differs (calibration files
     are per model name, and a backend-prefixed name would otherwise fall back to the default thresholds).
     """
-    from .builder import build_index
-    from .chat import Assistant, load_calibration
-    from .evaluate import evaluate, load_cases
+    from leftqa.evals.cases import load_cases
+    from leftqa.evals.run import evaluate
+    from leftqa.index.builder import build_index
+    from leftqa.qa.assistant import Assistant, load_calibration
 
     base = model.split(":", 1)[1] if model.split(":", 1)[0] in ("torch", "onnx", "onnx-int8") else model
     loaded = load_cases([cases])
@@ -338,14 +339,14 @@ def compare_backends(corpus: Path, cases: Path, calibration: Path, work: Path, m
 
 
 def _settings(corpus: Path, index_dir: Path, model: str) -> Any:
-    from .config import Settings
+    from leftqa.config import Settings
 
     return Settings(corpus_dir=corpus, index_dir=index_dir, model=model, threads=0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m leftqa.bench build-synthetic ...` (one synthetic build) or `compare-backends ...`; JSON on stdout."""
-    p = argparse.ArgumentParser(prog="python -m leftqa.bench")
+    """`python benchmarks/benchlib.py build-synthetic ...` (one synthetic build) or `compare-backends ...`; JSON on stdout."""
+    p = argparse.ArgumentParser(prog="benchmarks/benchlib.py")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build-synthetic")
     b.add_argument("--out", required=True)
@@ -373,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("top-10 identical to torch:", result["top10_identical_to_torch"])
         sys.stdout.write(json.dumps(result) + "\n")
         return 0
-    from .index import ANN_THRESHOLD
+    from leftqa.index.store import ANN_THRESHOLD
 
     threshold = ANN_THRESHOLD if args.ann_threshold is None else args.ann_threshold
     report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words})

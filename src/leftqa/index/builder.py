@@ -14,15 +14,17 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .chunking import chunk_document
-from .config import Settings
-from .corpus import corpus_fingerprint, fingerprint_of, read_document, source_digests
-from .embed import Embedder
-from .errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
-from .records import Passage
+from leftqa.config import Settings
+from leftqa.errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
+from leftqa.files import atomic_write_bytes
+from leftqa.index.embed import Embedder, load_embedder
+from leftqa.index.store import MANIFEST, Index, read_manifest, recover, verify_files
+from leftqa.ingest.chunking import chunk_document
+from leftqa.ingest.corpus import corpus_fingerprint, fingerprint_of, read_document, source_digests
+from leftqa.records import Passage
 
 # What turns a file into passages: when any of these modules or libraries changes, every file is read again.
-_PIPELINE_MODULES = ("corpus.py", "formats.py", "chunking.py")
+_PIPELINE_MODULES = ("documents.py", "corpus.py", "formats.py", "chunking.py")  # in leftqa/ingest/
 _PIPELINE_PACKAGES = ("pysbd", "beautifulsoup4", "pypdf", "python-docx")
 
 
@@ -92,7 +94,6 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 def clean_leftovers(index_dir: Path) -> list[str]:
     """Restore an index lost between the two renames of a swap, then delete temp folders of killed builds."""
-    from .index import recover
 
     index_dir = Path(index_dir)
     if not index_dir.parent.is_dir():
@@ -172,7 +173,6 @@ def _key(text: str) -> bytes:
 
 def _previous(index_dir: Path, settings: Settings, embedder_name: str, full: bool) -> tuple[Any, dict[str, Any], str]:
     """(usable previous index or None, its manifest or {}, a note on why it cannot be used or "")."""
-    from .index import Index, read_manifest
 
     try:
         manifest = read_manifest(index_dir)
@@ -196,7 +196,7 @@ def pipeline_key() -> str:
     from importlib import metadata
 
     h = hashlib.sha256()
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent / "ingest"
     for name in _PIPELINE_MODULES:
         h.update(name.encode() + b"\x00" + (here / name).read_bytes())
     for package in _PIPELINE_PACKAGES:
@@ -210,7 +210,6 @@ def pipeline_key() -> str:
 
 def _fully_verified(previous: Any, index_dir: Path, manifest: dict[str, Any]) -> tuple[Any, str]:
     """The previous index if every file matches its full sha256 (loading checks large files only at their edges)."""
-    from .index import verify_files
 
     try:
         verify_files(index_dir, manifest, full=True)
@@ -241,7 +240,6 @@ def build_index(
     The model is loaded only when something needs embedding (embedder=None loads `settings.model` lazily);
     `full` ignores the previous index. The old index stays in place until the new one is complete.
     """
-    from .embed import load_embedder
 
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
@@ -285,7 +283,6 @@ def build_index(
             "documents": docs,
             "skipped": skipped,
         }
-        from .index import Index
 
         index = Index.build(passages, cache, manifest)
         say(f"writing index to {index_dir}")
@@ -309,7 +306,6 @@ def build_index(
 
 def _extra_files(index_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
     """Small top-level files the index did not write itself (calibration.json from `leftqa calibrate`), to keep."""
-    from .index import MANIFEST
 
     listed = set(manifest.get("files") or {}) | {MANIFEST}
     extras: dict[str, bytes] = {}
@@ -322,11 +318,8 @@ def _extra_files(index_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _write_extra(dest: Path, data: bytes) -> None:
-    if dest.exists():
-        return
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    if not dest.exists():
+        atomic_write_bytes(dest, data)
 
 
 def _collect(
@@ -373,7 +366,6 @@ def _diff(docs: list[dict[str, Any]], old_docs: dict[str, dict[str, Any]]) -> tu
 
 def stale_reason(settings: Settings) -> str:
     """Why the index needs a (re)build, or "" when it matches the corpus and settings (no model is loaded)."""
-    from .index import read_manifest
 
     try:
         manifest = read_manifest(Path(settings.index_dir))

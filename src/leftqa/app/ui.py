@@ -7,15 +7,15 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .config import MODES, Settings
-from .errors import ConfigError, LeftQAError
-from .feedback import Feedback, append_feedback
-from .records import Answer, Citation, Hit
+from leftqa.config import MODES, Settings
+from leftqa.errors import ConfigError, LeftQAError
+from leftqa.evals.feedback import Feedback, append_feedback
+from leftqa.records import Answer, Citation, Hit
 
 if TYPE_CHECKING:
     import gradio as gr
 
-    from .chat import Assistant
+    from leftqa.qa.assistant import Assistant
 
 EXAMPLES = (
     "Who led the Antwerp Group?",

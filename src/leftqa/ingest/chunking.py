@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .corpus import Block, Document
-from .records import Passage, Sentence
+from leftqa.ingest.documents import Block, Document
+from leftqa.records import Passage, Sentence
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SPACE_CHAR = re.compile(r"\s")

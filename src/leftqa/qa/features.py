@@ -6,8 +6,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from .followup import names
-from .text import stems, words
+from leftqa.qa.followup import names
+from leftqa.text import stems, words
 
 _YEAR = r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b"
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"

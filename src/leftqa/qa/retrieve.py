@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import MODES
-from .embed import Embedder
-from .errors import ConfigError
-from .features import QueryTerms, answer_type, mid_sentence_names, type_match
-from .index import Index
-from .records import Hit
-from .text import terms
+from leftqa.config import MODES
+from leftqa.errors import ConfigError
+from leftqa.index.embed import Embedder
+from leftqa.index.store import Index
+from leftqa.qa.features import QueryTerms, answer_type, mid_sentence_names, type_match
+from leftqa.records import Hit
+from leftqa.text import terms
 
 # Stage 1 ranks candidates by [bm25 / max bm25, passage cosine, best-sentence cosine]. Stage 2 adds sentence
 # evidence: the best sentence's (cosine + IDF-weighted term coverage) / 2 ("evidence"), the best share of the

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from .evaluate import GROUPS, Case, CaseResult, EvalRun, write_json
-from .records import Passage
+from leftqa.evals.cases import GROUPS, Case, CaseResult, EvalRun
+from leftqa.files import write_json
+from leftqa.records import Passage
 
 # (metric key, column heading) in table order.
 COLUMNS = (

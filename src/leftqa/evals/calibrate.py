@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .answer import confidence, forced_reason
-from .config import Settings
-from .errors import EvalError
+from leftqa.config import Settings
+from leftqa.errors import EvalError
+from leftqa.evals.cases import EVALS_DIR, default_case_files, load_cases
+from leftqa.qa.answer import confidence, forced_reason
+from leftqa.qa.assistant import Assistant
 
 MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on
 # The sentence-cosine floor sits at this share of the weakest answerable case's cosine: a floor, not a fit, so
@@ -94,9 +96,6 @@ def collect(assistant: Any, cases: Sequence[Any]) -> tuple[list[dict[str, float]
 
 def run_calibrate_command(args: Any, settings: Settings) -> int:
     """Fit abstention on the eval cases, print the trade-off curve and write the calibration file."""
-    from .chat import Assistant
-    from .evaluate import EVALS_DIR, default_case_files, load_cases
-
     files = [Path(p) for p in args.cases] if getattr(args, "cases", None) else default_case_files(EVALS_DIR, exclude=[settings.feedback_path])
     cases = load_cases(files)
     assistant = Assistant.load(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
-from .text import normalise
+from leftqa.text import normalise
 
 
 def is_relevant(text: str, evidence: Iterable[str]) -> bool:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .corpus import MAX_FILE_BYTES, MAX_PACKAGE_BYTES, READERS, SIDECAR, read_source_url, sidecar_path
-from .errors import SourceError
-from .index import file_sha256
+from leftqa.errors import SourceError
+from leftqa.files import atomic_write_bytes, file_sha256
+from leftqa.ingest.corpus import READERS, SIDECAR, read_source_url, sidecar_path
+from leftqa.ingest.documents import MAX_FILE_BYTES, MAX_PACKAGE_BYTES
 
 WEB_FOLDER = "web"
 _PACKAGE_SUFFIXES = (".pdf", ".docx")
@@ -161,7 +162,7 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
         dest.parent.mkdir(parents=True, exist_ok=True)
         side = sidecar_path(src)
         if side.is_file():  # a page downloaded earlier keeps its source URL
-            _atomic_write(sidecar_path(dest), side.read_bytes())
+            atomic_write_bytes(sidecar_path(dest), side.read_bytes())
         tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
@@ -170,13 +171,6 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
     except OSError as exc:
         raise SourceError(f"{src}: cannot be copied ({exc.strerror or exc})") from None
     return Added(label, rel, status)
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    """Write via a hidden temp file (ignored by the corpus reader) and rename, so a crash leaves no half file."""
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
 
 
 # ---------------------------------------------------------------- downloads
@@ -212,7 +206,7 @@ def fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str, str, st
     import urllib.error
     import urllib.request
 
-    from . import __version__
+    from leftqa import __version__
 
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise SourceError(f"{url}: only http and https URLs can be downloaded")
@@ -290,8 +284,8 @@ def download(url: str, corpus_dir: Path, replace: bool = False, timeout: float =
     }
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(sidecar_path(dest), (json.dumps(record, indent=2) + "\n").encode("utf-8"))
-        _atomic_write(dest, body)
+        atomic_write_bytes(sidecar_path(dest), (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+        atomic_write_bytes(dest, body)
     except OSError as exc:
         raise SourceError(f"{url}: cannot be saved into {corpus_dir} ({exc.strerror or exc})") from None
     return Added(url, rel, status)

@@ -21,12 +21,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
-from .embed import split_backend
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from .mapped import Bm25Scorer, PassageStore, line_offsets, mapped_array
-from .records import Passage
-from .text import terms
+from leftqa import __version__
+from leftqa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from leftqa.files import file_sha256
+from leftqa.index.embed import split_backend
+from leftqa.index.mapped import Bm25Scorer, PassageStore, line_offsets, mapped_array
+from leftqa.records import Passage
+from leftqa.text import terms
 
 FORMAT = "leftqa-index"
 FORMAT_VERSION = 1
@@ -59,15 +60,6 @@ def ef_search(n: int) -> int:
 # vector file would take longer than everything else a load does); smaller files by their full sha256.
 FULL_HASH_LIMIT = 64 << 20
 EDGE = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def edge_sha256(path: Path) -> str:

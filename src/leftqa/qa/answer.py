@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .features import name_coverage
-from .index import Index
-from .records import Citation, Passage
-from .retrieve import Retrieval, SentenceEvidence
+from leftqa.index.store import Index
+from leftqa.qa.features import name_coverage
+from leftqa.qa.retrieve import Retrieval, SentenceEvidence
+from leftqa.records import Citation, Passage
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.

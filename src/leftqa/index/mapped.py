@@ -15,8 +15,8 @@ from typing import Any, Iterator, overload
 
 import numpy as np
 
-from .errors import IndexCorruptError
-from .records import Passage
+from leftqa.errors import IndexCorruptError
+from leftqa.records import Passage
 
 
 def mapped_array(path: Path) -> np.ndarray:

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import BUNDLED_MODEL
-from .errors import ModelError
-from .text import words
+from leftqa.config import BUNDLED_MODEL
+from leftqa.errors import ModelError
+from leftqa.text import words
 
 BACKENDS = ("onnx", "onnx-int8", "torch")
 DEFAULT_BACKEND = "onnx"

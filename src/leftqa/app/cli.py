@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import MODES, Settings
-from .errors import LeftQAError, QuestionError
+from leftqa.config import MODES, Settings
+from leftqa.errors import LeftQAError, QuestionError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -42,11 +42,11 @@ def _progress_printer(quiet: bool) -> Callable[[str], None] | None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .builder import build_index
+    from leftqa.index.builder import build_index
 
     settings = _settings(args)
     if args.if_stale:
-        from .builder import stale_reason
+        from leftqa.index.builder import stale_reason
 
         reason = stale_reason(settings)
         if not reason:
@@ -60,8 +60,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .builder import build_index
-    from .sources import add_sources
+    from leftqa.index.builder import build_index
+    from leftqa.ingest.sources import add_sources
 
     settings = _settings(args)
     result = add_sources(args.sources, Path(settings.corpus_dir), replace=args.replace, timeout=args.timeout, max_bytes=args.max_bytes)
@@ -75,7 +75,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .chat import Assistant
+    from leftqa.qa.assistant import Assistant
 
     assistant = Assistant.load(_settings(args))
     hits = assistant.search(args.question, args.mode, args.k)
@@ -118,9 +118,7 @@ def _batch_lines(path: str) -> list[str]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .chat import Assistant
-
-    from .chat import clean_question
+    from leftqa.qa.assistant import Assistant, clean_question
 
     if args.batch is None and args.question is None:
         raise QuestionError("give a question, or --batch FILE")
@@ -159,8 +157,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .chat import Assistant
-    from .ui import serve
+    from leftqa.app.ui import serve
+    from leftqa.qa.assistant import Assistant
 
     assistant = Assistant.load(_settings(args))
     serve(assistant, host=args.host, port=args.port)
@@ -168,13 +166,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval_command
+    from leftqa.evals.run import run_eval_command
 
     return run_eval_command(args, _settings(args))
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import run_calibrate_command
+    from leftqa.evals.calibrate import run_calibrate_command
 
     return run_calibrate_command(args, _settings(args))
 

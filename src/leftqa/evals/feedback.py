@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from .errors import FeedbackError
-from .records import Answer
+from leftqa.errors import FeedbackError
+from leftqa.records import Answer
 
 VERDICTS = ("helpful", "wrong evidence")
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import EvalError
-from .evaluate import EvalRun
+from leftqa.errors import EvalError
+from leftqa.evals.cases import EvalRun
 
 # The metrics `--check` gates on; latency is machine-dependent and never gated.
 HEADLINE = ("hit@1", "hit@5", "mrr@10", "answer@1", "abstention_recall", "false_abstention")

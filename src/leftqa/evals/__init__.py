@@ -1,0 +1,1 @@
+"""Measuring: eval cases and metrics, the run and its regression gate, reports, abstention calibration, feedback."""
