@@ -36,6 +36,7 @@ def test_build_keeps_what_an_eval_case_needs() -> None:
         retrieved_passage_ids=("p1", "p2"),
         verdict="wrong evidence",
         time="2026-01-02T03:05:06+00:00",
+        evidence=("One.",),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -35,6 +35,10 @@ class Settings:
     feedback_path: Path = Path("evals/feedback.jsonl")
     # Abstention weights and threshold written by `leftqa calibrate` (committed, so a fresh clone is calibrated).
     calibration_path: Path = Path("evals/calibration.json")
+    # The learned answer scorer: "bundled" (shipped in the package), a scorer folder, or "none" (rules only).
+    scorer: str = "bundled"
+    # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
+    auth: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -52,6 +56,8 @@ class Settings:
             raise ConfigError(f"max_question_chars must be at least 1 (got {self.max_question_chars})")
         if self.threads < 0:
             raise ConfigError(f"threads must be 0 (library default) or more (got {self.threads})")
+        if self.auth and self.credentials() is None:
+            raise ConfigError("auth must be USER:PASSWORD, both non-empty (from --auth or LEFTQA_AUTH)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -75,6 +81,11 @@ class Settings:
     def with_(self, **changes: object) -> "Settings":
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) from `auth`, or None when it is empty or malformed."""
+        user, sep, password = self.auth.partition(":")
+        return (user, password) if sep and user and password else None
 
     def chunking(self) -> dict[str, int]:
         """The settings that shape passages, as recorded in the index manifest."""

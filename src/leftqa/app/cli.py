@@ -1,4 +1,4 @@
-"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate`. The only place errors become messages."""
+"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate|feedback`. The only place errors become messages."""
 
 from __future__ import annotations
 
@@ -13,13 +13,28 @@ from leftqa.errors import LeftQAError, QuestionError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    corpus = getattr(args, "corpus", None)
+    if corpus is None and getattr(args, "index", None):
+        from leftqa.index.builder import recorded_corpus
+
+        corpus = recorded_corpus(Path(args.index))  # an index given by --index knows the corpus it was built from
     return Settings.from_env(
-        corpus_dir=getattr(args, "corpus", None),
+        corpus_dir=corpus,
         index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None),
         mode=getattr(args, "mode", None) if getattr(args, "mode", None) in MODES else None,
         top_k=getattr(args, "k", None),
+        auth=getattr(args, "auth", None),
     )
+
+
+def _warn_stale(settings: Settings) -> None:
+    """One warning line when the corpus changed since the index was built (the index still answers)."""
+    from leftqa.index.builder import stale_warning
+
+    warning = stale_warning(settings)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _print_json(obj: Any) -> None:
@@ -52,7 +67,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not reason:
             print(f"index at {settings.index_dir} is up to date")
             return 0
-        print(f"building index: {reason}")
+        if not Path(settings.index_dir, "manifest.json").exists():
+            print(f"building the index for the first time (about a minute) from {settings.corpus_dir} into {settings.index_dir} …", flush=True)
+        else:
+            print(f"building index: {reason}", flush=True)
     # The model loads only if something needs embedding, so an unchanged corpus rebuilds in a second or two.
     report = build_index(settings, progress=not args.quiet, full=args.full, log=_progress_printer(args.quiet))
     _print_build(report)
@@ -77,7 +95,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from leftqa.qa.assistant import Assistant
 
-    assistant = Assistant.load(_settings(args))
+    settings = _settings(args)
+    _warn_stale(settings)
+    assistant = Assistant.load(settings)
     hits = assistant.search(args.question, args.mode, args.k)
     if args.json:
         from dataclasses import asdict
@@ -125,6 +145,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.batch is None:
         clean_question(args.question, settings.max_question_chars)  # fail fast, before loading the model
+    _warn_stale(settings)
     assistant = Assistant.load(settings)
     if args.batch is None:
         a = assistant.ask(args.question, args.history or (), args.mode)
@@ -157,10 +178,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from leftqa.app.ui import serve
+    from leftqa.app.ui import check_bind, serve
     from leftqa.qa.assistant import Assistant
 
-    assistant = Assistant.load(_settings(args))
+    settings = _settings(args)
+    check_bind(args.host, settings.credentials())  # before the minute of loading, not after
+    _warn_stale(settings)
+    assistant = Assistant.load(settings)
     serve(assistant, host=args.host, port=args.port)
     return 0
 
@@ -168,13 +192,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from leftqa.evals.run import run_eval_command
 
-    return run_eval_command(args, _settings(args))
+    settings = _settings(args)
+    _warn_stale(settings)
+    return run_eval_command(args, settings)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from leftqa.evals.calibrate import run_calibrate_command
 
     return run_calibrate_command(args, _settings(args))
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from leftqa.evals.feedback import candidate_cases, read_feedback, write_cases
+
+    settings = _settings(args)
+    path = Path(args.file) if args.file else Path(settings.feedback_path)
+    items = read_feedback(path)
+    for item in items:
+        history = f" (after {len(item.history)} earlier questions)" if item.history else ""
+        print(f"{item.time}  {item.verdict:<14}  {item.question}{history}")
+    cases = candidate_cases(items)
+    review = sum(1 for c in cases if "review" in c)
+    print(f"{len(items)} feedback lines in {path}: {len(cases) - review} candidate cases ready, {review} to review")
+    if args.out:
+        write_cases(Path(args.out), cases)
+        print(f"wrote {len(cases)} candidate cases to {args.out}")
+        if review:
+            print(f"review them: give each case marked \"review\" the right evidence in \"expected\" (or set \"answerable\": false), delete its \"review\" field, then run `leftqa eval --cases {args.out}`")
+    return 0
 
 
 def _common(p: argparse.ArgumentParser, corpus: bool = False, model: bool = True) -> None:
@@ -225,9 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, corpus=True)
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("serve", help="run the chat UI", description="Serve the Gradio chat UI (bound to 127.0.0.1 unless --host says otherwise).")
+    p = sub.add_parser("serve", help="run the chat UI", description="Serve the Gradio chat UI and its Library (bound to 127.0.0.1 unless --host says otherwise; any other address needs --auth).")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this user and password (default: LEFTQA_AUTH); needed beyond 127.0.0.1")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_serve)
 
@@ -248,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("feedback", help="list UI feedback and turn it into candidate eval cases", description="List the Helpful / Wrong evidence verdicts of evals/feedback.jsonl and write candidate eval cases for review.")
+    p.add_argument("--file", metavar="FILE", help="feedback file (default: evals/feedback.jsonl or LEFTQA_FEEDBACK_PATH)")
+    p.add_argument("--out", metavar="FILE", help="write candidate eval cases (JSON Lines) to FILE, for `leftqa eval --cases FILE` after review")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from leftqa.app.library import DocumentRow, Library, LibraryReport
 from leftqa.config import MODES, Settings
 from leftqa.errors import ConfigError, LeftQAError
 from leftqa.evals.feedback import Feedback, append_feedback
+from leftqa.ingest.documents import MAX_PACKAGE_BYTES
 from leftqa.records import Answer, Citation, Hit
 
 if TYPE_CHECKING:
@@ -34,6 +38,12 @@ QUEUE_SIZE = 100
 EARLIER_TURNS = 8
 _MARKER = re.compile(r"(?<!\S)\[(\d+)\](?!\S)")
 _SHOWN_QUESTION_CHARS = 300
+# Library changes rebuild the index: one at a time, the rest wait in the queue (the chat keeps answering).
+LIBRARY_CONCURRENCY = 1
+LIBRARY_COLUMNS = ("title", "file", "format", "passages", "source", "added")
+# Uploads larger than the largest source `leftqa add` accepts (PDF and DOCX) are refused by the server itself.
+MAX_UPLOAD_BYTES = MAX_PACKAGE_BYTES
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -210,9 +220,55 @@ def reload_index(assistant: "Assistant") -> str:
         return f'<p class="lq-status lq-error">The index was not reloaded (still serving the previous one): {_e(exc)}.</p>'
 
 
+def library_table(rows: Sequence[DocumentRow]) -> list[list[Any]]:
+    """The Library table's rows: one per document, in LIBRARY_COLUMNS order (plain text; the table escapes it)."""
+    return [[r.title, r.file, r.format, r.passages, r.source, r.added] for r in rows]
+
+
+def render_library_report(report: LibraryReport | None) -> str:
+    """The Library's status line after a change: what happened, files added, and each skipped file with its reason."""
+    if report is None:
+        return '<p class="lq-status">Add files or a web address; each change updates the index while the chat keeps answering.</p>'
+    kind = "lq-status" if report.ok else "lq-status lq-error"
+    parts = [f'<p class="{kind}">{_e(report.message)}</p>']
+    if report.placed:
+        items = "".join(f"<li>{_e(p['status'])}: {_e(p['dest'])}</li>" for p in report.placed)
+        parts.append(f'<ul class="lq-placed">{items}</ul>')
+    if report.removed:
+        parts.append(f'<p class="lq-removed">Removed {_e(report.removed)}.</p>')
+    if report.skipped:
+        items = "".join(f"<li><strong>{_e(s.file)}</strong>: {_e(s.reason)}</li>" for s in report.skipped)
+        parts.append(f'<div class="lq-skipped"><p>Skipped ({len(report.skipped)}):</p><ul>{items}</ul></div>')
+    parts.append(f'<p class="lq-lib-size">The chat now answers from {report.documents} documents, {report.passages} passages.</p>')
+    return '<div class="lq-lib-report">' + "".join(parts) + "</div>"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, credentials: tuple[str, str] | None) -> None:
+    """ConfigError when the server would listen beyond this machine without a password (the Library can change
+    the corpus, so anyone who reaches the page could)."""
+    if credentials is None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without a password: the Library can change the corpus; "
+            "pass --auth USER:PASSWORD (or set LEFTQA_AUTH), or keep the default --host 127.0.0.1"
+        )
+
+
 def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str] = EXAMPLES) -> "gr.Blocks":
-    """The Gradio app: chat, sources panel, feedback, Advanced panel, and an `/ask` API endpoint."""
+    """The Gradio app: the Chat tab (chat, sources panel, feedback, Advanced panel), the Library tab, and the
+    `/ask`, `/documents`, `/add_sources`, `/add_url` and `/remove_source` API endpoints."""
     import gradio as gr
+
+    library = Library(assistant)
 
     def on_chat(question: str, mode: str, conv: Conversation) -> tuple[Any, ...]:
         return respond(assistant, question, mode, conv)
@@ -238,48 +294,100 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
         except LeftQAError as exc:
             raise gr.Error(str(exc)) from None
 
+    def documents() -> list[dict]:
+        """The documents of the index being served: {doc_id, title, file, format, passages, source, added} each."""
+        return [asdict(r) for r in library.documents()]
+
+    def bar(progress: Any) -> Callable[[float, str], None]:
+        return lambda fraction, message: progress(fraction, desc=message)
+
+    def add_sources(files: list[str] | None, replace: bool = False, progress: gr.Progress = gr.Progress()) -> dict:
+        paths = [f for f in (files or []) if f]
+        return library.add_files([(f, Path(f).name) for f in paths], replace=bool(replace), progress=bar(progress)).to_dict()
+
+    def add_url(url: str, progress: gr.Progress = gr.Progress()) -> dict:
+        return library.add_url(url if isinstance(url, str) else "", progress=bar(progress)).to_dict()
+
+    def remove_source(doc_id: str, progress: gr.Progress = gr.Progress()) -> dict:
+        return library.remove(doc_id if isinstance(doc_id, str) else "", progress=bar(progress)).to_dict()
+
+    def show_library(report: dict | None = None) -> tuple[Any, ...]:
+        rows = library.documents()
+        status = render_library_report(LibraryReport.from_dict(report) if isinstance(report, dict) else None)
+        return status, library_table(rows), gr.update(choices=[r.doc_id for r in rows], value=None)
+
     with gr.Blocks(title="leftqa", analytics_enabled=False) as app:
         conv = gr.State(Conversation())
         gr.HTML(
             '<div class="lq-header"><h1>leftqa</h1><p>Answers quote the corpus verbatim. Every sentence carries a '
             "numbered citation: click or hover it to see the passage, with the quoted words highlighted.</p></div>"
         )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=360):
-                chatbot = gr.Chatbot(
-                    label="Conversation",
-                    elem_id="lq-chat",
-                    height=560,
-                    render_markdown=False,  # bubbles are HTML built here with every text escaped
-                    sanitize_html=True,
-                    allow_tags=False,
-                    feedback_options=None,
-                    buttons=["copy", "copy_all"],  # no "share": nothing leaves this machine
-                    examples=[{"text": q} for q in examples],
-                    placeholder="Ask about the corpus, or pick an example.",
+        with gr.Tabs(elem_id="lq-tabs"):
+            with gr.Tab("Chat", id="chat", elem_id="lq-chat-tab"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=360):
+                        chatbot = gr.Chatbot(
+                            label="Conversation",
+                            elem_id="lq-chat",
+                            height=560,
+                            render_markdown=False,  # bubbles are HTML built here with every text escaped
+                            sanitize_html=True,
+                            allow_tags=False,
+                            feedback_options=None,
+                            buttons=["copy", "copy_all"],  # no "share": nothing leaves this machine
+                            examples=[{"text": q} for q in examples],
+                            placeholder="Ask about the corpus, or pick an example.",
+                        )
+                        with gr.Row():
+                            question = gr.Textbox(
+                                show_label=False,
+                                placeholder="Ask a question, e.g. Who led the Antwerp Group?",
+                                elem_id="lq-question",
+                                scale=5,
+                                lines=1,
+                                max_lines=4,
+                                autofocus=True,
+                            )
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="lq-ask", min_width=80)
+                        with gr.Row():
+                            helpful = gr.Button("✓ Helpful", size="sm", elem_id="lq-helpful")
+                            wrong = gr.Button("⚠ Wrong evidence", size="sm", elem_id="lq-wrong")
+                            clear = gr.Button("Clear conversation", size="sm", elem_id="lq-clear")
+                        status = gr.HTML("", elem_id="lq-status")
+                        with gr.Accordion("Advanced", open=False, elem_id="lq-advanced"):
+                            mode = gr.Radio(list(MODES), value=settings.mode, label="Retrieval mode", info="hybrid = BM25 keywords + MiniLM embeddings")
+                            reload_btn = gr.Button("Reload index", size="sm", elem_id="lq-reload")
+                            reload_status = gr.HTML("")
+                    with gr.Column(scale=2, min_width=320):
+                        sources = gr.HTML(render_sources(()), elem_id="lq-sources", padding=True)
+            with gr.Tab("Library", id="library", elem_id="lq-library-tab"):
+                gr.HTML(
+                    '<p class="lq-lib-intro">The documents the chat answers from. Adding or removing one updates the '
+                    "index in the background (the same incremental build as <code>leftqa add</code>); the chat keeps "
+                    "answering from the previous index until the new one is ready.</p>"
                 )
-                with gr.Row():
-                    question = gr.Textbox(
-                        show_label=False,
-                        placeholder="Ask a question, e.g. Who led the Antwerp Group?",
-                        elem_id="lq-question",
-                        scale=5,
-                        lines=1,
-                        max_lines=4,
-                        autofocus=True,
-                    )
-                    ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="lq-ask", min_width=80)
-                with gr.Row():
-                    helpful = gr.Button("✓ Helpful", size="sm", elem_id="lq-helpful")
-                    wrong = gr.Button("⚠ Wrong evidence", size="sm", elem_id="lq-wrong")
-                    clear = gr.Button("Clear conversation", size="sm", elem_id="lq-clear")
-                status = gr.HTML("", elem_id="lq-status")
-                with gr.Accordion("Advanced", open=False, elem_id="lq-advanced"):
-                    mode = gr.Radio(list(MODES), value=settings.mode, label="Retrieval mode", info="hybrid = BM25 keywords + MiniLM embeddings")
-                    reload_btn = gr.Button("Reload index", size="sm", elem_id="lq-reload")
-                    reload_status = gr.HTML("")
-            with gr.Column(scale=2, min_width=320):
-                sources = gr.HTML(render_sources(()), elem_id="lq-sources", padding=True)
+                lib_status = gr.HTML(render_library_report(None), elem_id="lq-lib-status")
+                table = gr.Dataframe(
+                    headers=list(LIBRARY_COLUMNS), value=library_table(library.documents()), interactive=False,
+                    wrap=True, elem_id="lq-docs", label="Documents",
+                )  # fmt: skip
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        upload = gr.File(
+                            file_count="multiple", type="filepath", elem_id="lq-upload",
+                            label="Add files (.txt .md .html .htm .pdf .docx .jsonl)",
+                        )  # fmt: skip
+                        replace_box = gr.Checkbox(False, label="Replace corpus files of the same name", elem_id="lq-replace")
+                        add_btn = gr.Button("Add files", variant="primary", elem_id="lq-add")
+                    with gr.Column():
+                        url_box = gr.Textbox(label="Web address", placeholder="https://example.org/page.html", elem_id="lq-url", max_lines=1)
+                        url_btn = gr.Button("Add page", elem_id="lq-add-url")
+                        doc_choice = gr.Dropdown(
+                            choices=[r.doc_id for r in library.documents()], value=None, allow_custom_value=True,
+                            label="Remove a document", elem_id="lq-remove-choice",
+                        )  # fmt: skip
+                        remove_btn = gr.Button("Remove", variant="stop", elem_id="lq-remove")
+                report = gr.JSON(visible=False)
 
         chat_io = dict(inputs=[question, mode, conv], outputs=[question, chatbot, sources, conv])
         gr.on(
@@ -296,6 +404,21 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
         reload_btn.click(lambda: reload_index(assistant), None, [reload_status], api_name="reload", concurrency_id="reload", concurrency_limit=1)
         gr.api(ask, api_name="ask", concurrency_id="answer", concurrency_limit=ANSWER_CONCURRENCY)
 
+        # Library: every change is one queued event (one at a time), its report shown once it is done.
+        lib_view = [lib_status, table, doc_choice]
+        change = dict(concurrency_id="library", concurrency_limit=LIBRARY_CONCURRENCY, show_progress="full", show_progress_on=[lib_status])
+        add_btn.click(add_sources, [upload, replace_box], [report], api_name="add_sources", **change).then(
+            lambda r: (*show_library(r), None), [report], [*lib_view, upload], api_visibility="private"
+        )
+        gr.on([url_btn.click, url_box.submit], add_url, [url_box], [report], api_name="add_url", **change).then(
+            lambda r: (*show_library(r), "" if (r or {}).get("ok") else gr.update()), [report], [*lib_view, url_box], api_visibility="private"
+        )
+        remove_btn.click(remove_source, [doc_choice], [report], api_name="remove_source", **change).then(
+            show_library, [report], lib_view, api_visibility="private"
+        )
+        gr.api(documents, api_name="documents", queue=False)
+        app.load(lambda: show_library()[1:], None, [table, doc_choice], api_visibility="private", queue=False)
+
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=ANSWER_CONCURRENCY)
     # After every event Gradio rebuilds a pandas summary of up to 10,000 past events for a monitoring page we
     # do not enable; measured at 18 ms per event after 500 events and 70 ms after 10,000, more than an answer.
@@ -306,9 +429,13 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
     return app
 
 
-def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860) -> str:
-    """Start serving `app` on host:port in the background (never shared publicly, no extra file access); its URL."""
+def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> str:
+    """Start serving `app` on host:port in the background (never shared publicly, no extra file access); its URL.
+
+    Beyond loopback a password (`auth`) is required; with one, every page and API call needs it."""
     import gradio as gr
+
+    check_bind(host, auth)
 
     theme = gr.themes.Default(  # system fonts: the page must not fetch anything from the internet
         primary_hue="red", neutral_hue="stone", font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -318,6 +445,8 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860) -> str:
             server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
             show_error=False, quiet=True, allowed_paths=None, footer_links=["api"], ssr_mode=False,
             mcp_server=False, pwa=False, enable_monitoring=False, theme=theme, css=CSS, js=JS,
+            auth=auth, auth_message="leftqa: sign in with the user and password given to `leftqa serve --auth`.",
+            max_file_size=MAX_UPLOAD_BYTES,
         )
     except OSError as exc:
         # Gradio's message suggests code changes; the user's remedy is a command-line option.
@@ -327,8 +456,10 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860) -> str:
 
 def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860) -> None:
     """Build the app for `assistant` and serve it until Ctrl-C (the `leftqa serve` command)."""
+    credentials = assistant.settings.credentials()
+    check_bind(host, credentials)
     app = build_app(assistant, assistant.settings)
-    url = launch(app, host=host, port=port)
+    url = launch(app, host=host, port=port, auth=credentials)
     print(f"leftqa: chat UI on {url}  (Ctrl-C stops)", flush=True)
     app.block_thread()  # returns on Ctrl-C, after closing the server
 
@@ -386,4 +517,8 @@ mark.lq-quote { background: #fde68a; color: inherit; padding: 0 .1em; border-rad
 details.lq-more, details.lq-earlier { margin-top: .4rem; }
 details.lq-more summary, details.lq-earlier summary { cursor: pointer; font-size: .9em; color: var(--body-text-color-subdued); }
 .lq-status { margin: 0; font-size: .9em; }
+.lq-lib-intro { margin: .2rem 0 .6rem 0; color: var(--body-text-color-subdued); }
+.lq-lib-report ul { margin: .2rem 0 .4rem 1.2rem; font-size: .9em; }
+.lq-skipped { border-left: 4px solid #f97316; padding: .2rem .6rem; background: rgba(249,115,22,.08); }
+.lq-lib-size { font-size: .85em; color: var(--body-text-color-subdued); margin: .2rem 0; }
 """

@@ -278,7 +278,7 @@ def build_index(
             "embedder": embedder_name,
             "chunking": settings.chunking(),
             "pipeline": pipeline,
-            "corpus_dir": str(corpus_dir),
+            "corpus_dir": str(corpus_dir.resolve()),  # readers given only --index find the corpus here
             "corpus_fingerprint": fingerprint_of(digests),
             "documents": docs,
             "skipped": skipped,
@@ -378,3 +378,56 @@ def stale_reason(settings: Settings) -> str:
     if manifest.get("corpus_fingerprint") != corpus_fingerprint(Path(settings.corpus_dir)):
         return "corpus changed"
     return ""
+
+
+def corpus_changes(manifest: dict[str, Any], digests: dict[str, str]) -> tuple[int, int, int]:
+    """(added, changed, removed) source files of a corpus (`source_digests`) against an index manifest."""
+    known = {d.get("doc_id"): d.get("sha256") for d in manifest.get("documents", []) if isinstance(d, dict)}
+    known.update({d.get("doc_id"): d.get("sha256") for d in manifest.get("skipped", []) if isinstance(d, dict)})
+    added = sum(1 for doc_id in digests if doc_id not in known)
+    changed = sum(1 for doc_id, digest in digests.items() if doc_id in known and known[doc_id] != digest)
+    removed = sum(1 for doc_id in known if doc_id not in digests)
+    return added, changed, removed
+
+
+def stale_warning(settings: Settings) -> str:
+    """One line saying how the corpus changed since the index was built and how to update it, or "" when it has
+    not (or there is no corpus folder to compare with). Readers still answer from the index as built."""
+    try:
+        manifest = read_manifest(Path(settings.index_dir))
+    except LeftQAError:
+        return ""
+    corpus = Path(settings.corpus_dir)
+    if not corpus.is_dir():
+        return ""
+    try:
+        digests, _ = source_digests(corpus)
+    except LeftQAError:
+        return ""
+    if manifest.get("corpus_fingerprint") == fingerprint_of(digests):
+        return ""
+    added, changed, removed = corpus_changes(manifest, digests)
+    command = "leftqa index"
+    if corpus != Path("corpus"):
+        command += f" --corpus {corpus}"
+    if Path(settings.index_dir) != Path("index"):
+        command += f" --index {settings.index_dir}"
+    return (
+        f"the corpus {corpus} changed since the index was built ({added} files added, {changed} changed, "
+        f"{removed} removed); answering from the index as built; run `{command}` to update it"
+    )
+
+
+def recorded_corpus(index_dir: Path) -> Path | None:
+    """The corpus folder an index was built from, as its manifest records it, when that folder still exists."""
+    try:
+        manifest = read_manifest(Path(index_dir))
+    except LeftQAError:
+        return None
+    recorded = manifest.get("corpus_dir")
+    if not isinstance(recorded, str) or not recorded or recorded.startswith("("):
+        return None
+    path = Path(recorded)
+    if not path.is_absolute():  # indexes built before the path was recorded absolute: relative to the index's folder
+        path = Path(index_dir).parent / path
+    return path if path.is_dir() else None

@@ -8,17 +8,22 @@ import os
 import re
 import shutil
 import time
+import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from leftqa.errors import SourceError
+from leftqa.errors import CorpusError, SourceError
 from leftqa.files import atomic_write_bytes, file_sha256
-from leftqa.ingest.corpus import READERS, SIDECAR, read_source_url, sidecar_path
+from leftqa.ingest.corpus import READERS, SIDECAR, read_source_url, sidecar_path, source_digests
 from leftqa.ingest.documents import MAX_FILE_BYTES, MAX_PACKAGE_BYTES
 
 WEB_FOLDER = "web"
 _PACKAGE_SUFFIXES = (".pdf", ".docx")
+# A DOCX is a zip package: its parts are inflated in memory when read, so a small file that unpacks to gigabytes
+# (a zip bomb) is refused by the sizes its parts unpack to, before anything is copied or read.
+MAX_UNPACKED_BYTES = 300_000_000
+MAX_PACKAGE_PARTS = 10_000
 _CONTENT_TYPES = {
     "text/html": ".html",
     "application/xhtml+xml": ".html",
@@ -152,6 +157,7 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
         size = src.stat().st_size
         if size > limit:
             raise SourceError(f"{src}: {size / 1e6:.0f} MB is over the {limit / 1e6:.0f} MB limit, not copied")
+        check_unpacked_size(src, str(src))
         status = "added"
         if dest.exists():
             if _same_bytes(src, dest):
@@ -171,6 +177,91 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
     except OSError as exc:
         raise SourceError(f"{src}: cannot be copied ({exc.strerror or exc})") from None
     return Added(label, rel, status)
+
+
+def check_unpacked_size(path: Path, label: str, limit: int = MAX_UNPACKED_BYTES) -> None:
+    """SourceError when a DOCX package would unpack to more than `limit` bytes or holds absurdly many parts.
+
+    Python's zipfile never inflates a part beyond the size its header declares, so the declared sizes bound what
+    reading the package can cost; a package that is not a readable zip is left for the reader to report."""
+    if Path(path).suffix.lower() != ".docx":
+        return
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as package:
+            parts = package.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    unpacked = sum(p.file_size for p in parts)
+    if unpacked > limit or len(parts) > MAX_PACKAGE_PARTS:
+        raise SourceError(
+            f"{label}: the DOCX package unpacks to {unpacked / 1e6:,.0f} MB in {len(parts):,} parts, over the "
+            f"{limit / 1e6:.0f} MB limit (a zip bomb?), not copied"
+        )
+
+
+def safe_file_name(name: str) -> str:
+    """The last component of an uploaded file's name, made safe for the corpus folder: no folders, `..`, hidden
+    names, control characters or separators survive. SourceError when nothing usable is left."""
+    base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    base = re.sub(r"[\x00-\x1f\x7f]+", "", base).strip().lstrip(".").strip()
+    base = re.sub(r"[^\w.,()+ -]+", "-", base)[:150].strip()
+    if not base or not Path(base).stem.strip(". -"):
+        raise SourceError(f"{name!r}: not a usable file name, not copied")
+    return base
+
+
+def place_upload(src: Path, name: str, corpus_dir: Path, replace: bool = False) -> Added:
+    """Copy an uploaded file into the corpus folder as `safe_file_name(name)`, within the limits of `leftqa add`.
+
+    Whatever the name says, the copy lands directly in `corpus_dir`; the upload must be a regular file (not a
+    symbolic link) of a supported type, and an existing link in the corpus is never written through."""
+    src, corpus_dir = Path(src), Path(corpus_dir)
+    safe = safe_file_name(name)
+    shown = safe if safe == name else f"{name!r} (saved as {safe})"
+    if Path(safe).suffix.lower() not in READERS:
+        raise SourceError(f"{shown}: unsupported file type {Path(safe).suffix!r} (supported: {' '.join(sorted(READERS))})")
+    try:
+        if not src.is_file() or src.is_symlink():
+            raise SourceError(f"{shown}: not a regular file, not copied")
+    except OSError as exc:
+        raise SourceError(f"{shown}: cannot be read ({exc.strerror or exc})") from None
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    dest = corpus_dir / safe
+    if dest.is_symlink() or (dest.exists() and not dest.is_file()):
+        raise SourceError(f"{shown}: {safe} exists in the corpus as a link or folder, not overwritten")
+    if not _inside(dest.parent, corpus_dir):
+        raise SourceError(f"{shown}: would leave the corpus folder, not copied")
+    try:
+        return _copy_file(src, dest, corpus_dir, replace, safe)
+    except SourceError as exc:  # name the file as uploaded, not by its temporary path
+        raise SourceError(str(exc).replace(str(src), shown).replace("use --replace", "replace it")) from None
+
+
+def remove_source(doc_id: str, corpus_dir: Path) -> str:
+    """Delete one source file (and its provenance record) from the corpus by its doc_id; the path removed.
+
+    Only a file the corpus reader lists can be removed, so no name can reach outside the corpus folder; the last
+    document is kept, since an index needs at least one."""
+    corpus_dir = Path(corpus_dir)
+    rel = PurePosixPath(str(doc_id))
+    if not str(doc_id).strip() or rel.is_absolute() or ".." in rel.parts or "\\" in str(doc_id):
+        raise SourceError(f"{doc_id!r}: not a document of the corpus")
+    digests, _ = source_digests(corpus_dir)
+    if rel.as_posix() not in digests:
+        raise SourceError(f"{doc_id!r}: not a document of the corpus")
+    if len(digests) == 1:
+        raise CorpusError(f"{doc_id} is the only document in the corpus; add another before removing it")
+    path = corpus_dir / rel
+    try:
+        path.unlink()
+        side = sidecar_path(path)
+        if side.is_file() and not side.is_symlink():
+            side.unlink()
+    except OSError as exc:
+        raise SourceError(f"{doc_id}: cannot be removed ({exc.strerror or exc})") from None
+    return rel.as_posix()
 
 
 # ---------------------------------------------------------------- downloads

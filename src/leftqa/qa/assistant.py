@@ -15,7 +15,6 @@ from leftqa.config import Settings
 from leftqa.errors import QuestionError
 from leftqa.index.embed import Embedder, load_embedder
 from leftqa.index.store import Index
-from leftqa.ingest.corpus import corpus_fingerprint
 from leftqa.qa import answer as ans
 from leftqa.qa.followup import build_query, context_terms, needs_context
 from leftqa.qa.retrieve import Retriever
@@ -76,7 +75,10 @@ class Assistant:
 
     @classmethod
     def load(cls, settings: Settings, check_corpus: bool = True) -> "Assistant":
-        """Load the index and model named by settings, refusing an index built for another model or corpus."""
+        """Load the index and model named by settings, refusing an index built for another model or chunking.
+
+        A corpus changed since the build is no reason to refuse: the passages are still valid quotes (the CLI and UI
+        warn with `index.builder.stale_warning`). `check_corpus` is kept for callers; it no longer refuses."""
         index = _load_index(settings, check_corpus)
         embedder = load_embedder(settings.model, settings.threads)
         if settings.threads > 0:
@@ -173,11 +175,9 @@ class Assistant:
 
 
 def _load_index(settings: Settings, check_corpus: bool) -> Index:
-    """The index named by settings, checked against the configured model, chunking and (optionally) corpus."""
+    """The index named by settings, checked against the configured model and chunking (a stale corpus is fine)."""
     index = Index.load(Path(settings.index_dir))
-    corpus = Path(settings.corpus_dir)
-    fingerprint = corpus_fingerprint(corpus) if check_corpus and corpus.is_dir() else None
-    index.check_compatible(settings.model, settings.chunking(), fingerprint)
+    index.check_compatible(settings.model, settings.chunking(), None)
     return index
 
 
