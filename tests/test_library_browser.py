@@ -1,0 +1,97 @@
+"""The Library tab in a real headless Chromium: drop a PDF, watch it index, ask about it, remove it, ask again.
+
+Uses the browser of test_ui_browser (Debian's /usr/bin/chromium through Playwright; skipped only where there is
+none unless LEFTQA_REQUIRE_BROWSER is set) and a server over a private copy of the real corpus and index."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from test_library import MILL_TXT
+from test_library_http import library  # noqa: F401 - the fixture: a private real-model server
+from test_ui_browser import TIMEOUT_MS, Visit, browser  # noqa: F401 - the Chromium fixture
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+MILL_Q = "Who built the paper mill at Orrin?"
+BUILD_MS = 300_000  # a build on a loaded 2-core machine; the wait ends as soon as the report is shown
+
+
+@pytest.fixture
+def visit(browser, library: tuple[str, Any]) -> Iterator[Visit]:  # noqa: ANN001, F811
+    v = Visit(browser, library[0])
+    yield v
+    v.page.close()
+    assert v.dialogs == [], f"a dialog opened: {v.dialogs}"
+    assert v.external == [], f"the page fetched from other hosts: {v.external}"
+
+
+def test_drop_a_pdf_into_the_library_ask_about_it_remove_it(
+    visit: Visit, library: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    import leftqa.index.builder as builder
+    from playwright.sync_api import expect
+    from test_formats import make_pdf
+
+    # The first build waits until the progress bar has been seen, so the check needs no timing.
+    real_build, release = builder.build_index, threading.Event()
+    monkeypatch.setattr(builder, "build_index", lambda *a, **k: (release.wait(300), real_build(*a, **k))[1])
+    page = visit.page
+    pdf = make_pdf(tmp_path / "orrin-mill.pdf", [("The mill", [MILL_TXT.split("\n\n\n")[1].strip()])], title="The Mill at Orrin")
+
+    page.get_by_role("tab", name="Library").click()
+    table = page.locator("#lq-docs")
+    expect(table).to_contain_text("Anti-Stalinist left")
+    expect(table).not_to_contain_text("The Mill at Orrin")
+    page.locator("#lq-upload input[type=file]").set_input_files(str(pdf))
+    expect(page.locator("#lq-upload")).to_contain_text("orrin-mill.pdf", timeout=TIMEOUT_MS)
+    page.locator("#lq-add").click()
+    status = page.locator("#lq-lib-status")
+    try:
+        expect(status.locator(".progress-text, .progress-level").first).to_be_visible(timeout=BUILD_MS)
+        expect(status).to_contain_text("updating the index", timeout=BUILD_MS)
+        page.screenshot(path=str(tmp_path / "progress.png"))
+    finally:
+        release.set()
+    expect(status).to_contain_text("2 documents: 1 added, 0 changed, 0 removed, 1 unchanged", timeout=BUILD_MS)
+    expect(status).to_contain_text("added: orrin-mill.pdf")
+    expect(status).to_contain_text("The chat now answers from 2 documents")
+    expect(table).to_contain_text("The Mill at Orrin")
+    expect(table).to_contain_text("orrin-mill.pdf")
+
+    page.get_by_role("tab", name="Chat").click()
+    visit.ask(MILL_Q)
+    expect(page.locator("#lq-chat .lq-answer").last).to_contain_text("Tobias and Elke Marran")
+    expect(page.locator("#lq-sources")).to_contain_text("The Mill at Orrin")
+
+    page.get_by_role("tab", name="Library").click()
+    choice = page.locator("#lq-remove-choice input")
+    choice.click()
+    page.get_by_role("option", name="orrin-mill.pdf").click()
+    page.locator("#lq-remove").click()
+    expect(status).to_contain_text("Removed orrin-mill.pdf.", timeout=BUILD_MS)
+    expect(status).to_contain_text("1 documents: 0 added, 0 changed, 1 removed, 1 unchanged")
+    expect(table).not_to_contain_text("The Mill at Orrin")
+
+    page.get_by_role("tab", name="Chat").click()
+    visit.ask(MILL_Q)
+    expect(page.locator("#lq-chat .lq-abstain").last).to_contain_text("Not in the corpus.")
+    assert not (Path(library[1].settings.corpus_dir) / "orrin-mill.pdf").exists()
+
+
+def test_a_skipped_file_is_shown_with_its_reason(visit: Visit, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#lq-upload input[type=file]").set_input_files(str(empty))
+    expect(page.locator("#lq-upload")).to_contain_text("empty.txt", timeout=TIMEOUT_MS)
+    page.locator("#lq-add").click()
+    status = page.locator("#lq-lib-status")
+    expect(status).to_contain_text("nothing was added", timeout=BUILD_MS)
+    expect(status.locator(".lq-skipped")).to_contain_text("empty.txt: empty file, skipped")
