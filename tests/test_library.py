@@ -421,3 +421,14 @@ def test_library_report_round_trips() -> None:
 
     report = LibraryReport("add_sources", True, "m", ({"source": "a", "dest": "a", "status": "added"},), "", (Skipped("b", "why"),), {"index": "i"}, 2, 3)
     assert LibraryReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_leftqa_add_refuses_a_docx_bomb_too(tmp_path: Path, make_corpus) -> None:  # noqa: ANN001
+    from leftqa.ingest.sources import add_sources
+
+    corpus = make_corpus()
+    bomb = make_bomb(tmp_path / "bomb.docx", MAX_UNPACKED_BYTES // (1 << 20) + 1)
+    result = add_sources([str(bomb)], corpus)
+    assert (result.added, result.failed) == ((), 1)
+    assert result.warnings == (f"{bomb}: the DOCX package unpacks to 301 MB in 2 parts, over the 300 MB limit (a zip bomb?), not copied",)
+    assert corpus_files(corpus) == ["harbour-history.txt", "weavers-guild.md"]
