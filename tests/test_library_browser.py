@@ -95,3 +95,26 @@ def test_a_skipped_file_is_shown_with_its_reason(visit: Visit, tmp_path: Path) -
     status = page.locator("#lq-lib-status")
     expect(status).to_contain_text("nothing was added", timeout=BUILD_MS)
     expect(status.locator(".lq-skipped")).to_contain_text("empty.txt: empty file, skipped")
+
+
+def test_document_titles_and_reasons_are_shown_as_text(visit: Visit, library: tuple[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = visit.page
+    evil = "<img src=x onerror=alert(1)> Harbour notes"
+    hostile = tmp_path / "evil <script>alert(2)<%2Fscript>.md"
+    hostile.write_text(f"# {evil}\n\n{MILL_TXT.split(chr(10) * 3)[1].strip()}\n", encoding="utf-8")
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#lq-upload input[type=file]").set_input_files(str(hostile))
+    expect(page.locator("#lq-upload")).to_contain_text("evil", timeout=TIMEOUT_MS)
+    page.locator("#lq-add").click()
+    status = page.locator("#lq-lib-status")
+    expect(status).to_contain_text("1 added", timeout=BUILD_MS)
+    expect(page.locator("#lq-docs")).to_contain_text(evil)
+    page.wait_for_timeout(500)  # give an injected handler time to fire, were there one
+    assert page.locator('img[src="x"]').count() == 0
+    assert page.locator("#lq-docs script, #lq-lib-status script").count() == 0
+    doc_id = next(d["doc_id"] for d in library[1].index.manifest["documents"] if d["title"] == evil)
+    from leftqa.app.library import Library
+
+    assert Library(library[1]).remove(doc_id).ok
