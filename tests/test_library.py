@@ -296,6 +296,7 @@ def test_the_manifest_records_the_corpus_folder(fake_index: Settings) -> None:
 def test_ask_with_index_from_another_folder_uses_the_recorded_corpus(
     fake_index: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clean_leftqa_env: None
 ) -> None:
+    monkeypatch.setenv("LEFTQA_SCORER", "none")  # rules only, as for every fake-embedder index (ignored where unknown)
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "corpus").mkdir(parents=True)
     (elsewhere / "corpus" / "other.txt").write_text(MILL_TXT, encoding="utf-8")  # another corpus/ in that folder
