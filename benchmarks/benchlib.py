@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--max-words", type=int, default=150)
     c = sub.add_parser("compare-backends", help="eval headline metrics of the three embedding backends")
     c.add_argument("--corpus", default="corpus")
-    c.add_argument("--cases", default="evals/corpus.jsonl")
+    c.add_argument("--cases", default="evals/tuning.jsonl")
     c.add_argument("--calibration", default="evals/calibration.json")
     c.add_argument("--work", required=True, help="folder for the three indexes")
     c.add_argument("--model", default="bundled:all-MiniLM-L6-v2")

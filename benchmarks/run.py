@@ -42,7 +42,7 @@ COLD_QUESTION = "When was Trotsky exiled?"
 def real_questions(limit: int) -> list[str]:
     """The eval questions of the bundled corpus (single-turn wording)."""
     out = []
-    for line in (REPO / "evals" / "corpus.jsonl").read_text("utf-8").splitlines():
+    for line in (REPO / "evals" / "tuning.jsonl").read_text("utf-8").splitlines():
         if line.strip():
             out.append(json.loads(line)["question"])
     return out[:limit]

@@ -4,7 +4,7 @@ Each paragraph becomes one document of a temporary corpus (never corpus/), index
 Answerable questions become cases (evidence = the sentence holding the gold answer, answer = any gold answer);
 impossible questions form the unanswerable group, which measures abstention.
 
-    .venv/bin/python benchmarks/squad.py [DATA.json] [--mode all] [--json] [--limit N] [--workdir DIR]
+    .venv/bin/python benchmarks/squad.py [DATA.json | --dev] [--mode all] [--json] [--limit N | --sample N] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "benchmarks" / "squad2-dev-2articles.json"
+# The public validation set: 32 SQuAD 2.0 dev articles (11,092 questions) that nothing here is trained or tuned on.
+DEV_DATA = REPO.parent / "shared" / "data" / "squad2" / "squad2-dev-32articles.json.gz"
 
 
 def load_squad(path: Path) -> list[dict[str, Any]]:
     """The `data` list of a SQuAD JSON file (articles with paragraphs and questions)."""
     from leftqa.errors import EvalError
 
+    import gzip
+
     try:
-        data = json.loads(Path(path).read_text("utf-8"))["data"]
+        raw = Path(path).read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)["data"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EvalError(f"cannot read SQuAD file {path}: {exc}") from None
     if not isinstance(data, list):
@@ -67,7 +72,7 @@ def evidence_sentence(context: str, start: int) -> str:
     return context[s:e]
 
 
-def make_cases(data: list[dict[str, Any]], limit: int | None = None) -> list[Any]:
+def make_cases(data: list[dict[str, Any]], limit: int | None = None, sample: int | None = None, seed: int = 0) -> list[Any]:
     """Eval cases: answerable questions (evidence sentence, gold answers) and impossible ones (unanswerable)."""
     from leftqa.evals.cases import Case
 
@@ -85,6 +90,12 @@ def make_cases(data: list[dict[str, Any]], limit: int | None = None) -> list[Any
                 answerable.append(Case(qa["id"], qa["question"].strip(), (sentence,), answers, (), True, where))
     if limit is not None:
         answerable, impossible = answerable[:limit], impossible[:limit]
+    if sample is not None:  # a seeded sample spread over every article, for quicker runs on the 11K dev questions
+        import random
+
+        rng = random.Random(seed)
+        answerable = sorted(rng.sample(answerable, min(sample, len(answerable))), key=answerable.index)
+        impossible = sorted(rng.sample(impossible, min(sample, len(impossible))), key=impossible.index)
     return answerable + impossible
 
 
@@ -112,7 +123,7 @@ def run(args: argparse.Namespace) -> Any:
     from leftqa.evals.run import evaluate, relevant_passages
 
     data = load_squad(Path(args.data))
-    cases = make_cases(data, args.limit)
+    cases = make_cases(data, args.limit, args.sample)
     modes = list(MODES) if args.mode == "all" else [args.mode]
     with tempfile.TemporaryDirectory(prefix="leftqa-squad-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
@@ -141,11 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", default=str(DEFAULT_DATA), help=f"SQuAD JSON file (default {DEFAULT_DATA})")
     parser.add_argument("--mode", choices=("hybrid", "bm25", "dense", "all"), default="all", help="retrieval mode (default all)")
     parser.add_argument("--model", default="bundled:all-MiniLM-L6-v2", help="embedding model (default the bundled MiniLM)")
+    parser.add_argument("--dev", action="store_true", help=f"the public validation set: {DEV_DATA.name} (32 articles)")
     parser.add_argument("--limit", type=int, help="at most N answerable and N impossible questions (smoke runs)")
+    parser.add_argument("--sample", type=int, help="a seeded sample of N answerable and N impossible questions")
     parser.add_argument("--workdir", help="keep the corpus and index here and reuse them (default a temporary folder)")
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
     parser.add_argument("--report", metavar="DIR", help="write report.json and report.md with failing cases")
     args = parser.parse_args(argv)
+    if args.dev:
+        args.data = str(DEV_DATA)
     if not Path(args.data).is_file():
         print(f"SQuAD data not found at {args.data}; skipping the benchmark (pass the file as an argument)", file=sys.stderr)
         return 0

@@ -117,7 +117,8 @@ def tiny_corpus(make_corpus: Callable[..., Path]) -> Path:
 @pytest.fixture
 def fake_settings(tiny_corpus: Path, tmp_path: Path) -> Settings:
     """Settings for the tiny corpus with the `hash:64` fake embedder; the index folder is not built yet."""
-    return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", model=FAKE_MODEL)
+    # Rules only: the learned scorer was fitted on real-model features, which the fake embedder does not give.
+    return Settings(corpus_dir=tiny_corpus, index_dir=tmp_path / "index", model=FAKE_MODEL, scorer="none")
 
 
 def build_fake_index(settings: Settings):  # noqa: ANN201 - BuildReport

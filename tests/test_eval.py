@@ -210,6 +210,48 @@ def test_summarise_per_group_and_overall() -> None:
     assert ev.summarise([result("unanswerable", abstained=True)]).keys() == {"overall", "unanswerable"}
 
 
+def test_summarise_reports_each_split_its_styles_and_the_gap() -> None:
+    def r(split: str, group: str, ok: bool, style: str = "", abstained: bool = False) -> ev.CaseResult:
+        base = result(group, (1,) if group != "unanswerable" else (), ok if group != "unanswerable" else None, abstained)
+        return ev.CaseResult(**{**base.__dict__, "split": split, "style": style})
+
+    results = [
+        r("tuning", "single", True, "alias"), r("tuning", "single", True, "alias"),
+        r("test", "single", True, "alias"), r("test", "single", False, "descriptive", abstained=True),
+        r("test", "unanswerable", False, "near-topic", abstained=True),
+    ]  # fmt: skip
+    s = ev.summarise(results)
+    assert s["overall"]["n"] == 5 and s["tuning/single"]["answer@1"] == 1.0 and s["test/single"]["answer@1"] == 0.5
+    assert s["gap/single"]["answer@1"] == -0.5 and s["gap/single"]["false_abstention"] == 0.5
+    assert "n" not in s["gap/single"] and "gap/unanswerable" not in s  # no tuning unanswerable case to compare
+    assert s["test/style:descriptive"]["false_abstention"] == 1.0 and s["test/style:near-topic"]["abstention_recall"] == 1.0
+    assert s["tuning/style:alias"]["n"] == 2
+    # one split: the plain groups only
+    assert set(ev.summarise(results[:2])) == {"overall", "single"}
+
+
+def test_the_case_file_names_the_split_and_styles_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "test.jsonl").write_text('{"id": "a", "question": "q?", "expected": ["x"], "style": "alias"}\n')
+    (tmp_path / "tuning.jsonl").write_text('{"id": "b", "question": "q?", "expected": ["x"]}\n')
+    a, b = ev.load_cases([tmp_path / "test.jsonl", tmp_path / "tuning.jsonl"])
+    assert (a.split, a.style, b.split, b.style) == ("test", "alias", "tuning", "")
+    assert ev.default_case_files(tmp_path, tuning_only=True) == [tmp_path / "tuning.jsonl"]
+    (tmp_path / "bad.jsonl").write_text('{"id": "c", "question": "q?", "expected": ["x"], "style": "clever"}\n')
+    with pytest.raises(EvalError, match="unknown style 'clever'"):
+        ev.load_cases([tmp_path / "bad.jsonl"])
+
+
+def test_calibration_never_reads_the_locked_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test.jsonl").write_text('{"id": "a", "question": "q?", "expected": ["x"]}\n')
+    assert main(["calibrate", "--cases", str(tmp_path / "test.jsonl"), "--index", str(tmp_path / "none")]) == 1
+    assert "the locked test split is never read by calibration" in capsys.readouterr().err
+
+
+def test_the_gate_baseline_leaves_out_the_gap() -> None:
+    run = ev.EvalRun(meta={}, metrics={"hybrid": {"overall": {"n": 2, "hit@1": 1.0}, "gap/overall": {"hit@1": -0.1}}})
+    assert evalgate.make_baseline(run)["metrics"] == {"hybrid": {"overall": {"n": 2, "hit@1": 1.0}}}
+
+
 # ------------------------------------------------------------------------------------------ the gate
 
 

@@ -182,3 +182,21 @@ def test_forced_abstention_rules(type_found: float, names_found: float, reason: 
     assert forced_reason(ev) == reason
     assert abstains(ev, conf=5.0, threshold=0.5) is bool(reason)  # high confidence does not override a rule
     assert abstains(ev, conf=0.1, threshold=0.5)  # low confidence always abstains
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("Tell me about the POUM", "What is the POUM?"),
+        ("Could you tell me more about Titoism?", "What is Titoism?"),
+        ("describe the Left Opposition.", "What is the Left Opposition?"),
+        ("What do you know about Emma Goldman", "What is Emma Goldman?"),
+        ("Give me an overview of the Kronstadt rebellion", "What is the Kronstadt rebellion?"),
+        ("Who was Bukharin?", "Who was Bukharin?"),
+        ("Did the author describe the POUM?", "Did the author describe the POUM?"),
+    ],
+)
+def test_requests_are_read_as_the_question_they_ask(text: str, question: str) -> None:
+    from leftqa.qa.features import as_question
+
+    assert as_question(text) == question

@@ -47,9 +47,17 @@ class ModelError(LeftQAError):
     """The embedding model cannot be loaded."""
 
 
+class ClusterError(LeftQAError):
+    """A build on a Ray cluster cannot run: ray not installed, the cluster unreachable or lost, workers failing."""
+
+
 class FeedbackError(LeftQAError):
     """A feedback line cannot be written."""
 
 
 class IndexWriteError(LeftQAError, OSError):
     """A new index could not be written (disk full, permissions); the previous one is kept. Also an OSError."""
+
+
+class TrainingError(LeftQAError):
+    """Training data missing or malformed, or a training run that cannot start."""

@@ -1,4 +1,4 @@
-"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate|feedback`. The only place errors become messages."""
+"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate|feedback|train-scorer`. The only place errors become messages."""
 
 from __future__ import annotations
 
@@ -56,9 +56,22 @@ def _progress_printer(quiet: bool) -> Callable[[str], None] | None:
     return lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+def _build(settings: Settings, args: argparse.Namespace, full: bool = False) -> Any:
+    """build_index, locally or (with --ray ADDRESS) reading and embedding on a Ray cluster."""
     from leftqa.index.builder import build_index
 
+    log = _progress_printer(args.quiet)
+    if not getattr(args, "ray", None):
+        return build_index(settings, progress=not args.quiet, full=full, log=log)
+    from leftqa.index.ray_build import Progress, RayBackend, RayOptions, require_ray
+
+    require_ray()  # before anything else: without the extra, say how to install it
+    options = RayOptions(address=args.ray, workers=args.ray_workers, cpus=args.ray_cpus, batch_tokens=args.ray_batch_tokens)
+    with RayBackend(options, progress=None if args.quiet else Progress(sys.stderr), log=log) as backend:
+        return build_index(settings, progress=not args.quiet, full=full, log=log, backend=backend)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.if_stale:
         from leftqa.index.builder import stale_reason
@@ -72,13 +85,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             print(f"building index: {reason}", flush=True)
     # The model loads only if something needs embedding, so an unchanged corpus rebuilds in a second or two.
-    report = build_index(settings, progress=not args.quiet, full=args.full, log=_progress_printer(args.quiet))
+    report = _build(settings, args, full=args.full)
     _print_build(report)
     return 0
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from leftqa.index.builder import build_index
     from leftqa.ingest.sources import add_sources
 
     settings = _settings(args)
@@ -88,7 +100,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if result.changed and not args.no_index:
-        _print_build(build_index(settings, progress=not args.quiet, log=_progress_printer(args.quiet)))
+        _print_build(_build(settings, args))
     return 1 if result.failed else 0
 
 
@@ -203,6 +215,31 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return run_calibrate_command(args, _settings(args))
 
 
+def cmd_train_scorer(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from leftqa.qa.scorer import BUNDLED_SCORER
+    from leftqa.train.crossencoder import TrainConfig
+    from leftqa.train.run import run_training, with_config
+
+    config = with_config(TrainConfig(), layers=args.layers, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                         max_steps=args.max_steps)  # fmt: skip
+    out = Path(args.out) if args.out else BUNDLED_SCORER
+    with tempfile.TemporaryDirectory(prefix="leftqa-train-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        manifest = run_training(
+            Path(args.squad), out, workdir, config, pairs=args.pairs, holdout=args.holdout,
+            combiner_sample=args.combiner_sample, candidates=args.candidates,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        )  # fmt: skip
+    m = manifest["metrics"]
+    print(f"wrote answer scorer {manifest['version']} to {out}")
+    print(f"held-out top-1: rules {m['cv_top1_answerable']['rules']:.3f}, cross-encoder {m['cv_top1_answerable']['cross_encoder']:.3f}, "
+          f"combined {m['cv_top1_answerable']['combined']:.3f}; answerability AUC {m['cv_answerability_auc']:.3f}")  # fmt: skip
+    print("next: `leftqa calibrate` (abstention threshold on the tuning split), then `leftqa eval`")
+    return 0
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     from leftqa.evals.feedback import candidate_cases, read_feedback, write_cases
 
@@ -231,6 +268,13 @@ def _common(p: argparse.ArgumentParser, corpus: bool = False, model: bool = True
         p.add_argument("--model", metavar="NAME_OR_PATH", help="sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
 
 
+def _ray_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", help="read and embed on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 (needs the ray extra)")
+    p.add_argument("--ray-workers", type=int, default=0, metavar="N", help="Ray workers (default: one per GPU, else one per --ray-cpus CPUs)")
+    p.add_argument("--ray-cpus", type=int, default=1, metavar="N", help="CPUs (threads) per Ray worker (default 1)")
+    p.add_argument("--ray-batch-tokens", type=int, default=0, metavar="N", help="padded tokens per embedding batch (default 8192 on CPUs, 65536 on GPUs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `leftqa` command."""
     parser = argparse.ArgumentParser(prog="leftqa", description="Offline, citation-backed extractive question answering.")
@@ -242,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="rebuild everything instead of reusing unchanged vectors")
     p.add_argument("--if-stale", action="store_true", help="build only when the index is missing or out of date")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _ray_flags(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("add", help="copy files, folders or web pages into the corpus and update the index", description="Copy files or folders (.txt .md .html .htm .pdf .docx .jsonl) into the corpus, or download http(s) URLs into corpus/web/ with their source URL recorded, then update the index incrementally.")
@@ -252,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bytes", type=int, default=None, metavar="N", help="refuse downloads larger than N bytes (default: the 20 MB source limit)")
     p.add_argument("--no-index", action="store_true", help="only copy into the corpus; do not update the index")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _ray_flags(p)
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("search", help="rank passages for a question", description="Show the passages retrieved for a question.")
@@ -295,6 +341,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("train-scorer", help="train the answer scorer on SQuAD 2.0 (CPU; see the model card)", description="Fine-tune the bundled MiniLM as a cross-encoder on SQuAD 2.0 train, export it to ONNX int8, fit the ranker and answerability on held-out articles, and write the scorer folder (default: the bundled one).")
+    p.add_argument("--squad", required=True, metavar="PATH", help="SQuAD 2.0 train JSON(.gz), or a folder holding squad2-train.json.gz")
+    p.add_argument("--out", metavar="DIR", help="scorer folder to write (default: the bundled src/leftqa/qa/scorer_model)")
+    p.add_argument("--pairs", type=int, default=100_000, help="training pairs (default 100000; 0 = all)")
+    p.add_argument("--layers", type=int, help="MiniLM layers kept (default 4)")
+    p.add_argument("--batch", type=int, help="batch size (default 32)")
+    p.add_argument("--lr", type=float, help="learning rate (default 4e-5)")
+    p.add_argument("--seed", type=int, help="seed of every shuffle and of torch (default 13)")
+    p.add_argument("--threads", type=int, help="CPU threads (default 2)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps, the schedule still spanning every pair (default: all)")
+    p.add_argument("--holdout", type=int, default=40, help="articles held out for the ranker and answerability fits (default 40)")
+    p.add_argument("--combiner-sample", type=int, default=2500, help="held-out answerable questions for the fits, plus half as many unanswerable (default 2500)")
+    p.add_argument("--candidates", type=int, default=16, help="sentences the scorer reads per question (default 16)")
+    p.add_argument("--checkpoint", metavar="DIR", help="skip training: export and fit this checkpoint (a finished or interrupted run's)")
+    p.add_argument("--workdir", metavar="DIR", help="keep checkpoints, the export and the held-out index here (default: a temporary folder)")
+    p.set_defaults(func=cmd_train_scorer)
 
     p = sub.add_parser("feedback", help="list UI feedback and turn it into candidate eval cases", description="List the Helpful / Wrong evidence verdicts of evals/feedback.jsonl and write candidate eval cases for review.")
     p.add_argument("--file", metavar="FILE", help="feedback file (default: evals/feedback.jsonl or LEFTQA_FEEDBACK_PATH)")

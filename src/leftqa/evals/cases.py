@@ -16,7 +16,11 @@ EVALS_DIR = Path("evals")
 K = 10  # retrieval metrics look at the top 10 passages
 HITS = (1, 3, 5, 10)
 GROUPS = ("overall", "single", "followup", "unanswerable")
-CASE_KEYS = ("id", "question", "expected", "answer", "history", "answerable")
+CASE_KEYS = ("id", "question", "expected", "answer", "history", "answerable", "style")
+# Cases are split by file: evals/tuning.jsonl is what rules, grid searches and `leftqa calibrate` may read;
+# evals/test.jsonl is locked (only the report reads it). Any other case file is a split named after it.
+TUNING, TEST = "tuning", "test"
+STYLES = ("paraphrase", "alias", "descriptive", "why-how", "yes-no", "list", "followup", "near-topic", "off-topic")
 SHOWN_PASSAGES = 3  # retrieved passages kept per case for the failure report
 
 
@@ -31,6 +35,8 @@ class Case:
     history: tuple[str, ...] = ()
     answerable: bool = True
     source: str = ""  # file:line, for messages
+    style: str = ""  # how it is asked (STYLES), for the per-style breakdown
+    split: str = ""  # the case file's name: tuning, test, or another file's stem
 
     @property
     def group(self) -> str:
@@ -74,6 +80,8 @@ class CaseResult:
     expected: tuple[str, ...]
     answers: tuple[str, ...]
     source: str
+    split: str = ""
+    style: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def _strings(value: object, name: str, where: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def parse_case(obj: object, where: str) -> Case:
+def parse_case(obj: object, where: str, split: str = "") -> Case:
     """A Case from one decoded JSON line; EvalError naming `where` (file:line and id) when malformed."""
     if not isinstance(obj, dict):
         raise EvalError(f"{where}: each line must be a JSON object")
@@ -129,7 +137,10 @@ def parse_case(obj: object, where: str) -> Case:
     if answers and not answerable:
         raise EvalError(f"{where}: an unanswerable case cannot have an 'answer'")
     history = _strings(obj.get("history", []), "history", where)
-    return Case(cid.strip(), question.strip(), expected, answers, history, answerable, source)
+    style = obj.get("style", "")
+    if style and style not in STYLES:
+        raise EvalError(f"{where}: unknown style {style!r}; allowed: {', '.join(STYLES)}")
+    return Case(cid.strip(), question.strip(), expected, answers, history, answerable, source, style, split)
 
 
 def load_cases(paths: Sequence[Path]) -> list[Case]:
@@ -150,7 +161,7 @@ def load_cases(paths: Sequence[Path]) -> list[Case]:
                 obj = json.loads(line)
             except ValueError as exc:
                 raise EvalError(f"{where}: invalid JSON ({exc})") from None
-            case = parse_case(obj, where)
+            case = parse_case(obj, where, split=Path(path).stem)
             if case.id in seen:
                 raise EvalError(f"{where}: duplicate case id {case.id!r} (first at {seen[case.id]})")
             seen[case.id] = where
@@ -160,10 +171,13 @@ def load_cases(paths: Sequence[Path]) -> list[Case]:
     return cases
 
 
-def default_case_files(evals_dir: Path = EVALS_DIR, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every *.jsonl in the evals folder except excluded files (the UI's feedback log)."""
+def default_case_files(evals_dir: Path = EVALS_DIR, exclude: Iterable[Path] = (), tuning_only: bool = False) -> list[Path]:
+    """Every *.jsonl in the evals folder except excluded files (the UI's feedback log); with `tuning_only`, not
+    the locked test split either (what calibration and tuning may read)."""
     skip = {Path(p).resolve() for p in exclude}
     files = [p for p in sorted(Path(evals_dir).glob("*.jsonl")) if p.resolve() not in skip]
+    if tuning_only:
+        files = [p for p in files if p.stem != TEST]
     if not files:
         raise EvalError(f"no case files (*.jsonl) in {evals_dir}; pass --cases FILE")
     return files

@@ -30,7 +30,7 @@ def make_baseline(run: EvalRun, tolerance: float = TOLERANCE) -> dict[str, Any]:
         "headline": list(HEADLINE),
         "lower_is_better": sorted(LOWER_IS_BETTER),
         "metrics": {
-            mode: {g: {k: v for k, v in row.items() if k in HEADLINE or k == "n"} for g, row in groups.items()}
+            mode: {g: {k: v for k, v in row.items() if k in HEADLINE or k == "n"} for g, row in groups.items() if not g.startswith("gap/")}
             for mode, groups in run.metrics.items()
         },
     }

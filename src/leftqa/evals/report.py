@@ -29,7 +29,8 @@ COLUMNS = (
 LEGEND = (
     "hit@k: a relevant passage in the top k; ans@1: the answer holds the expected text (abstaining counts as a miss); "
     "citeP: share of cited passages that are relevant; abstR: unanswerable cases abstained on; "
-    "falseAbst: answerable cases abstained on (lower is better)."
+    "falseAbst: answerable cases abstained on (lower is better). tuning/: the cases rules and calibration may read; "
+    "test/: the locked split nothing tunes on; gap/: test minus tuning."
 )
 
 
@@ -43,13 +44,52 @@ def _cell(key: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def group_keys(run: EvalRun) -> list[str]:
+    """The table's group rows in order: all cases, then each split, then the test − tuning gap (no style rows)."""
+    seen: dict[str, None] = {}
+    for groups in run.metrics.values():
+        seen.update(dict.fromkeys(g for g in groups if "style:" not in g))
+    def order(g: str) -> tuple[int, int]:
+        prefix, _, group = g.rpartition("/")
+        rank = 0 if not prefix else 3 if prefix == "gap" else 1 if prefix == "tuning" else 2
+        return rank, GROUPS.index(group) if group in GROUPS else len(GROUPS)
+    return sorted(seen, key=order)
+
+
 def _rows(run: EvalRun) -> list[list[str]]:
     rows = []
-    for group in GROUPS:
+    for group in group_keys(run):
         for mode, groups in run.metrics.items():
             if group in groups:
-                rows.append([group, mode] + [_cell(k, groups[group].get(k)) for k, _ in COLUMNS])
+                cells = [_cell(k, groups[group].get(k)) for k, _ in COLUMNS]
+                if group.startswith("gap/"):
+                    cells = [_signed(k, groups[group].get(k)) for k, _ in COLUMNS]
+                rows.append([group, mode] + cells)
     return rows
+
+
+def _signed(key: str, value: float | None) -> str:
+    if value is None or key == "n" or key.startswith("latency"):
+        return "–"
+    return f"{value:+.3f}"
+
+
+STYLE_COLUMNS = (("n", "n"), ("hit@1", "hit@1"), ("answer@1", "ans@1"), ("false_abstention", "falseAbst"), ("abstention_recall", "abstR"))
+
+
+def style_table(run: EvalRun, mode: str = "hybrid") -> str:
+    """Per split and style (one mode): n, hit@1, ans@1, false abstention, abstention recall; "" without styles."""
+    groups = run.metrics.get(mode) or next(iter(run.metrics.values()), {})
+    keys = [g for g in groups if "/style:" in g]
+    if not keys:
+        return ""
+    header = ["split", "style"] + [h for _, h in STYLE_COLUMNS]
+    rows = [[*g.split("/style:"), *(_cell(k, groups[g].get(k)) for k, _ in STYLE_COLUMNS)] for g in keys]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"by style ({mode}):"]
+    for r in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return "\n".join(lines)
 
 
 def _heading(run: EvalRun) -> str:
@@ -69,6 +109,9 @@ def format_table(run: EvalRun) -> str:
     lines = [_heading(run), ""]
     for r in [header, *rows]:
         lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    styles = style_table(run)
+    if styles:
+        lines += ["", styles]
     lines += ["", LEGEND]
     return "\n".join(lines)
 

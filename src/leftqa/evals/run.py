@@ -16,6 +16,9 @@ from leftqa.evals.cases import (
     GROUPS,
     HITS,
     SHOWN_PASSAGES,
+    STYLES,
+    TEST,
+    TUNING,
     Case,
     CaseResult,
     EvalRun,
@@ -67,12 +70,32 @@ def score_case(case: Case, answer: Answer, relevant: frozenset[str], mode: str, 
         id=case.id, group=case.group, mode=mode, question=case.question, history=history, query=answer.query,
         ranks=ranks, n_relevant=len(relevant), abstained=answer.abstained, answer=answer.answer, answer_ok=answer_ok,
         citation_precision=precision, latency_ms=round(latency_ms, 3), problems=tuple(problems), retrieved=shown,
-        expected=case.expected, answers=case.answers, source=case.source,
+        expected=case.expected, answers=case.answers, source=case.source, split=case.split, style=case.style,
     )
 
 
 def summarise(results: Sequence[CaseResult]) -> dict[str, dict[str, float]]:
-    """Metrics per group (overall, single, followup, unanswerable); a metric appears only where it applies."""
+    """Metrics per group (overall, single, followup, unanswerable); with more than one split, also per split
+    ("test/single"), per split and style ("test/style:alias"), and the test − tuning gap ("gap/overall")."""
+    out = _groups(results, "")
+    splits = list(dict.fromkeys(sorted((r.split for r in results), key=lambda s: (s != TUNING, s != TEST, s))))
+    if len(splits) > 1:
+        for split in splits:
+            rs = [r for r in results if r.split == split]
+            out.update(_groups(rs, f"{split}/"))
+            for style in STYLES:
+                styled = [r for r in rs if r.style == style]
+                if styled:
+                    out[f"{split}/style:{style}"] = _groups(styled, "")["overall"]
+        if TUNING in splits and TEST in splits:
+            for group in GROUPS:
+                a, b = out.get(f"{TUNING}/{group}"), out.get(f"{TEST}/{group}")
+                if a and b:
+                    out[f"gap/{group}"] = {k: round(b[k] - a[k], 6) for k in a if k in b and k != "n" and not k.startswith("latency")}
+    return out
+
+
+def _groups(results: Sequence[CaseResult], prefix: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for group in GROUPS:
         rs = [r for r in results if group == "overall" or r.group == group]
@@ -98,7 +121,7 @@ def summarise(results: Sequence[CaseResult]) -> dict[str, dict[str, float]]:
         latencies = [r.latency_ms for r in rs]
         row["latency_p50_ms"] = m.percentile(latencies, 50)
         row["latency_p95_ms"] = m.percentile(latencies, 95)
-        out[group] = {k: round(v, 6) for k, v in row.items()}
+        out[prefix + group] = {k: round(v, 6) for k, v in row.items()}
     return out
 
 

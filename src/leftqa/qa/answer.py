@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from leftqa.index.store import Index
-from leftqa.qa.features import name_coverage
+from leftqa.qa.features import as_question, missing_names, name_coverage
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
-from leftqa.records import Citation, Passage
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, sigmoid
+from leftqa.records import Citation, Hit, Passage
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
@@ -18,6 +22,11 @@ PASSAGES_FOR_ANSWER = 5
 # with no date / number / name is answered with something else. Titles are detected too loosely to require.
 STRICT_TYPES = ("date", "duration", "number", "person", "place")
 SUPPORT_MARGIN = 0.08
+# With the learned ranker, scores are logits: a further sentence is quoted only within this many of the best.
+SUPPORT_LOGIT = 1.0
+# A sentence quoted in the previous turn is pushed down this much in the learned ranking: a follow-up asks for
+# something new (the ranker was trained on single questions, so the rule score's repeat penalty is not enough).
+REPEAT_LOGIT = 2.0
 # A next sentence opening with one of these continues the best sentence's subject ("Their style was …").
 _CONTINUES = re.compile(r"^(It|Its|They|Their|Them|This|These|That|Those|He|His|She|Her|Such)\b")
 
@@ -34,6 +43,11 @@ class Candidate:
     coverage: float
     type_ok: float
     matched: frozenset[str]
+    bigram: float = 0.0
+    passage: float = 0.0  # its passage's retrieval score, scaled to 0-1 across the passages answered from
+    rule: float = 0.0  # the rule-based score (before any learned rerank)
+    repeat: bool = False  # quoted in the previous turn
+    ce: float = math.nan  # the cross-encoder's logit, when it scored this sentence
 
 
 def score_sentences(
@@ -57,12 +71,43 @@ def score_sentences(
             continue  # introduces a quotation lost from the source ("… she explains:"): it answers nothing
         repeat = 1.0 if (index.passages[s.pos].id, s.index_in_passage) in seen else 0.0
         score = s.evidence + w["bigram"] * s.bigram + w["type"] * s.type_ok + w["passage"] * rel - w["repeat"] * repeat
-        out.append(Candidate(s.rank, s.pos, s.index_in_passage, score, s.cosine, s.coverage, s.type_ok, s.matched))
+        out.append(Candidate(s.rank, s.pos, s.index_in_passage, score, s.cosine, s.coverage, s.type_ok, s.matched,
+                             s.bigram, rel, score, bool(repeat)))  # fmt: skip
     out.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))
     return out
 
 
-def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | None = None) -> tuple[Candidate, ...]:
+def sentence_features(head: list[Candidate], ce: np.ndarray) -> np.ndarray:
+    """Rows of SENTENCE_FEATURES for the candidates the cross-encoder scored (`ce`, in the same order)."""
+    ce_rank = np.empty(len(head))
+    ce_rank[np.argsort(-ce, kind="stable")] = np.arange(len(head))
+    rows = [
+        [float(ce[i]), ce_rank[i], c.rule, float(i), c.passage, float(c.rank), c.cosine, c.coverage, c.type_ok, c.bigram]
+        for i, c in enumerate(head)
+    ]
+    return np.asarray(rows, dtype=np.float64).reshape(len(head), len(SENTENCE_FEATURES))
+
+
+def scored_text(index: Index, c: Candidate) -> str:
+    """The sentence the cross-encoder reads for a candidate."""
+    return index.passages[c.pos].sentences[c.index_in_passage].text
+
+
+def rerank(index: Index, candidates: list[Candidate], question: str, scorer: AnswerScorer | None) -> list[Candidate]:
+    """The rules' best `scorer.info.candidates` sentences re-scored by the learned ranker (cross-encoder logit
+    combined with the rule features); the others follow, in rule order. Without a scorer, unchanged."""
+    if scorer is None or scorer.info.ranker is None or not candidates:
+        return candidates
+    head, tail = candidates[: scorer.info.candidates], candidates[scorer.info.candidates :]
+    ce = scorer.logits(as_question(question), [scored_text(index, c) for c in head])
+    z = scorer.info.ranker.logit(sentence_features(head, ce))
+    scored = [replace(c, score=float(zi) - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci in zip(head, z, ce)]
+    scored.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))
+    floor = scored[-1].score - 1.0
+    return scored + [replace(c, score=floor - i * 1e-3) for i, c in enumerate(tail)]
+
+
+def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | None = None, margin: float = SUPPORT_MARGIN) -> tuple[Candidate, ...]:
     """The best sentence, then up to two more: close in score and adding question terms or the answer type,
     or (given the index) the next sentence when it continues the best one's subject."""
     if not candidates:
@@ -71,7 +116,7 @@ def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | N
     chosen = [best]
     covered = set(best.matched)
     for c in candidates[1:]:
-        if len(chosen) >= max_sentences or c.score < best.score - SUPPORT_MARGIN:
+        if len(chosen) >= max_sentences or c.score < best.score - margin:
             break
         if (c.matched - covered) or (c.type_ok and not best.type_ok):
             chosen.append(c)
@@ -118,6 +163,14 @@ def cite(index: Index, chosen: tuple[Candidate, ...], r: Retrieval) -> tuple[str
     return " ".join(parts), tuple(citations)
 
 
+def cited_first(hits: tuple[Hit, ...], citations: tuple[Citation, ...]) -> tuple[Hit, ...]:
+    """The passages with the cited ones first, in citation order, ranks renumbered: the learned ranker may quote
+    from a passage retrieval ranked lower, and the sources list should lead with what the answer quotes."""
+    order = {c.passage_id: c.n for c in citations}
+    ranked = sorted(hits, key=lambda h: (order.get(h.passage_id, len(order) + 1), h.rank))
+    return tuple(replace(h, rank=i) for i, h in enumerate(ranked, start=1))
+
+
 def _runs(p: Passage, idx: list[int]) -> list[str]:
     """Quoted text per run of adjacent sentences of one paragraph (verbatim from the passage)."""
     runs: list[list[int]] = []
@@ -151,7 +204,36 @@ def evidence(
         # Only what would be quoted counts: a date in some other top sentence does not answer "when".
         "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in chosen or candidates[:1]) else 0.0,
         "names_found": round(names_found, 6),
+        **_learned_evidence(candidates),
     }
+
+
+def _learned_evidence(candidates: list[Candidate]) -> dict[str, float]:
+    """The cross-encoder's best logit, its margin over the second, and the best combined score (when scored)."""
+    ce = sorted((c.ce for c in candidates if not math.isnan(c.ce)), reverse=True)
+    if not ce:
+        return {}
+    return {
+        "ce_best": round(ce[0], 6),
+        "ce_margin": round(ce[0] - ce[1], 6) if len(ce) > 1 else 0.0,
+        "combined_best": round(candidates[0].score, 6),
+    }
+
+
+def answerability(ev: dict[str, float], model: Linear) -> float:
+    """Estimated probability that the corpus answers the question, from the evidence (the learned model)."""
+    x = np.asarray([[float(ev.get(k, 0.0)) for k in model.features]], dtype=np.float64)
+    return round(sigmoid(float(model.logit(x)[0])), 6)
+
+
+def learned_reason(ev: dict[str, float], question: str, quoted_text: str) -> str:
+    """Why a learned-model abstention happened, in words: what the closest material lacks."""
+    missing = missing_names(question, quoted_text)
+    if missing:
+        return "the closest material does not mention " + ", ".join(missing)
+    if ev.get("type_found", 1.0) == 0.0:
+        return "no answer of the expected kind (a date, number or name) in the closest material"
+    return "the closest material does not answer it"
 
 
 def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
@@ -188,4 +270,4 @@ def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:
     return sum(weights.get(k, 0.0) * v for k, v in ev.items())
 
 
-__all__ = ["Candidate", "SentenceEvidence", "cite", "confidence", "evidence", "score_sentences", "select"]
+__all__ = ["ANSWERABILITY_FEATURES", "Candidate", "SentenceEvidence", "answerability", "cite", "confidence", "evidence", "rerank", "score_sentences", "select"]

@@ -11,13 +11,14 @@ from pathlib import Path
 from threading import Lock
 from typing import Any, Sequence
 
-from leftqa.config import Settings
+from leftqa.config import BUNDLED_MODEL, Settings
 from leftqa.errors import QuestionError
-from leftqa.index.embed import Embedder, load_embedder
+from leftqa.index.embed import Embedder, load_embedder, split_backend
 from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.followup import build_query, context_terms, needs_context
 from leftqa.qa.retrieve import Retriever
+from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
 from leftqa.records import Answer, Hit
 
 # Used when no calibration file exists (see `leftqa calibrate`).
@@ -64,12 +65,16 @@ class Resolved:
 class Assistant:
     """Answers questions from one loaded index; thread-safe (the index is read-only)."""
 
-    def __init__(self, settings: Settings, index: Index, embedder: Embedder, calibration: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, index: Index, embedder: Embedder, calibration: dict[str, Any] | None = None,
+        scorer: AnswerScorer | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.index = index
         self.embedder = embedder
+        self.scorer = scorer
         self.retriever = Retriever(index, embedder)
-        self.calibration = dict(calibration or DEFAULT_CALIBRATION)
+        self.calibration = dict(calibration or default_calibration(scorer))
         self._turns: OrderedDict[tuple[str, ...], Turn] = OrderedDict()
         self._lock = Lock()
 
@@ -85,14 +90,15 @@ class Assistant:
             import faiss
 
             faiss.omp_set_num_threads(settings.threads)
-        return cls(settings, index, embedder, load_calibration(Path(settings.calibration_path), settings.model))
+        scorer = load_scorer(settings)
+        return cls(settings, index, embedder, load_calibration(Path(settings.calibration_path), settings.model, scorer), scorer)
 
     def reload(self) -> str:
         """Load the index again from disk (after a rebuild), keeping the loaded model; requests in flight finish
         on the old index."""
         index = _load_index(self.settings, check_corpus=True)
         retriever = Retriever(index, self.embedder)
-        calibration = load_calibration(Path(self.settings.calibration_path), self.settings.model)
+        calibration = load_calibration(Path(self.settings.calibration_path), self.settings.model, self.scorer)
         with self._lock:
             self.index, self.retriever, self.calibration = index, retriever, calibration
             self._turns.clear()
@@ -124,7 +130,7 @@ class Assistant:
         resolved = self._resolve(last, history[:-1], mode)
         retriever = self.retriever
         r = retriever.retrieve(resolved.query, mode, self.settings.top_k, question=last, context=resolved.context)
-        chosen = ans.select(ans.score_sentences(retriever.index, r, seen=resolved.seen), self.settings.max_answer_sentences, retriever.index)
+        _, chosen = self._choose(retriever, r, resolved)
         passages = retriever.index.passages
         turn = Turn(
             resolved.query,
@@ -137,6 +143,14 @@ class Assistant:
                 self._turns.popitem(last=False)
         return turn
 
+    def _choose(self, retriever: Retriever, r: Any, resolved: "Resolved") -> tuple[list[ans.Candidate], tuple[ans.Candidate, ...]]:
+        """Every scored candidate sentence (best first) and the ones to quote."""
+        candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
+        if self.scorer is None:
+            return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
+        candidates = ans.rerank(retriever.index, candidates, resolved.query, self.scorer)
+        return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, ans.SUPPORT_LOGIT)
+
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
         """Answer a question extractively, with citations, or abstain when the corpus does not cover it."""
         t0 = time.perf_counter()
@@ -147,18 +161,27 @@ class Assistant:
         retriever, calibration = self.retriever, self.calibration  # one consistent snapshot across a reload
         k = max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER)
         r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
-        candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
-        chosen = ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
+        candidates, chosen = self._choose(retriever, r, resolved)
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
-        conf = ans.confidence(evidence, calibration["weights"])
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
-        abstain = not candidates or ans.abstains(
-            evidence, conf, float(calibration["threshold"]), float(calibration.get("sentence_floor", 0.0))
-        )
+        if self.scorer is not None and self.scorer.info.answerability is not None:
+            conf = ans.answerability(evidence, self.scorer.info.answerability)
+            evidence = {**evidence, "answerable": conf}
+            abstain = not candidates or conf < float(calibration["threshold"])
+            quoted = " ".join(_passage_text(retriever.index, c.pos) for c in chosen[:1])
+            reason = ans.learned_reason(evidence, q, quoted) if abstain else ""
+        else:
+            conf = ans.confidence(evidence, calibration["weights"])
+            abstain = not candidates or ans.abstains(
+                evidence, conf, float(calibration["threshold"]), float(calibration.get("sentence_floor", 0.0))
+            )
+            reason = (ans.forced_reason(evidence) or "low evidence") if abstain else ""
         if abstain:
             text, citations = NOT_COVERED, ()
         else:
             text, citations = ans.cite(retriever.index, chosen, r)
+            if self.scorer is not None:
+                hits = ans.cited_first(hits, citations)
         return Answer(
             question=q,
             query=resolved.query,
@@ -167,7 +190,7 @@ class Assistant:
             citations=citations,
             passages=hits,
             mode=mode,
-            reason=(ans.forced_reason(evidence) or "low evidence") if abstain else "",
+            reason=reason,
             confidence=round(conf, 6),
             evidence=evidence,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
@@ -181,17 +204,50 @@ def _load_index(settings: Settings, check_corpus: bool) -> Index:
     return index
 
 
-def load_calibration(path: Path, model: str) -> dict[str, Any]:
-    """Abstention weights and threshold saved by `leftqa calibrate` for this model, else the defaults."""
+def _passage_text(index: Index, pos: int) -> str:
+    p = index.passages[pos]
+    return f"{p.title} {p.section} {p.text}"
+
+
+def load_scorer(settings: Settings) -> AnswerScorer | None:
+    """The answer scorer the settings name ("bundled", a folder, or "none"); None also when it was fitted on
+    another embedding model's features (its weights read cosines of that model), so the rules answer."""
+    if settings.scorer == "none":
+        return None
+    folder = BUNDLED_SCORER if settings.scorer == "bundled" else Path(settings.scorer)
+    fitted_on = read_info(folder).extra.get("embedding_model", BUNDLED_MODEL)
+    if split_backend(fitted_on)[1] != split_backend(settings.model)[1]:
+        return None
+    return AnswerScorer.load(folder, threads=settings.threads)
+
+
+def scorer_id(scorer: AnswerScorer | None) -> str:
+    """What a calibration was made with: the scorer's version and model checksum, or "rules"."""
+    if scorer is None:
+        return "rules"
+    return f"{scorer.info.version}:{scorer.info.files.get('model.onnx', '')[:16]}"
+
+
+def default_calibration(scorer: AnswerScorer | None) -> dict[str, Any]:
+    """The uncalibrated defaults: the rules' weights, or an even-odds answerability threshold."""
+    if scorer is None:
+        return dict(DEFAULT_CALIBRATION)
+    return {"weights": {}, "threshold": 0.5, "source": "default", "scorer": scorer_id(scorer)}
+
+
+def load_calibration(path: Path, model: str, scorer: AnswerScorer | None = None) -> dict[str, Any]:
+    """The abstention threshold (and rule weights) saved by `leftqa calibrate` for this model and scorer, else
+    the defaults."""
     try:
         data = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError):
-        return dict(DEFAULT_CALIBRATION)
+        return default_calibration(scorer)
     if (
         isinstance(data, dict)
         and isinstance(data.get("weights"), dict)
         and isinstance(data.get("threshold"), (int, float))
         and data.get("model", model) == model  # thresholds of one model mean nothing for another
+        and data.get("scorer", "rules") == scorer_id(scorer)  # nor those of one scorer for another
     ):
         return data
-    return dict(DEFAULT_CALIBRATION)
+    return default_calibration(scorer)

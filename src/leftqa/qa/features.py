@@ -44,6 +44,22 @@ _KINDS = (
 )
 
 
+# Requests phrased as commands ("Tell me about the POUM", "Describe Titoism"): the answer scorer was trained on
+# questions, so it reads them as the question they stand for.
+_REQUEST = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:can|could|would) you\s+)?(?:tell me(?: more)?(?: something)? about|describe|explain|"
+    r"give me (?:an? )?(?:overview|summary|information|info|background) (?:of|on|about)|what do you know about|"
+    r"(?:i want|i'd like) to know about|talk about|summari[sz]e)\s+(.+?)[\s?.!]*$",
+    re.I,
+)
+
+
+def as_question(text: str) -> str:
+    """A request phrased as a command, as the question it asks ("Tell me about X" -> "What is X?"); else unchanged."""
+    m = _REQUEST.match(text)
+    return f"What is {m.group(1)}?" if m else text
+
+
 def answer_type(question: str) -> str:
     """The kind of answer a question expects (date, number, person, place, title or other), read from its first
     wh-word: in "Which revolt was the turning point when …" the focus is "which revolt", not "when"."""
@@ -101,9 +117,16 @@ def name_coverage(question: str, text: str) -> float:
     a passage that never names what the question asks about ("How many were killed at Kronstadt?" answered from
     a passage on another event) is about something else."""
     asked = [n for n in names(question) if n != "I"]  # the pronoun, not a name
+    total = len(asked) + len(dict.fromkeys(n.replace(",", "") for n in _DIGITS.findall(question)))
+    return 1.0 if not total else 1.0 - len(missing_names(question, text)) / total
+
+
+def missing_names(question: str, text: str) -> list[str]:
+    """The names and numbers a question asks about that a text never mentions (see `name_coverage`)."""
+    asked = [n for n in names(question) if n != "I"]  # the pronoun, not a name
     numbers = list(dict.fromkeys(n.replace(",", "") for n in _DIGITS.findall(question)))
     if not asked and not numbers:
-        return 1.0
+        return []
     seen = set(words(text))
     seen_stems = set(stems(sorted(seen)))
     plain = text.replace(",", "")
@@ -115,9 +138,9 @@ def name_coverage(question: str, text: str) -> float:
             or (len(w) >= 4 and any(x.startswith(w) or (len(x) >= 4 and w.startswith(x)) for x in seen))
         )
 
-    found = sum(1 for n in asked if any(mentioned(w) for w in words(n)))
-    found += sum(1 for n in numbers if re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", plain))
-    return found / (len(asked) + len(numbers))
+    out = [n for n in asked if not any(mentioned(w) for w in words(n))]
+    out += [n for n in numbers if not re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", plain)]
+    return out
 
 
 def idf(doc_freq: dict[str, int], n_docs: int, term: str) -> float:

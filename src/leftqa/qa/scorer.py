@@ -1,0 +1,170 @@
+"""The learned answer scorer: a MiniLM cross-encoder trained on SQuAD 2.0 (ONNX, int8), scoring question–sentence
+pairs for "this sentence answers the question", and the learned weights that combine its score with the rule
+features into the sentence ranking and the answerability estimate.
+
+The model folder holds `model.onnx`, `tokenizer.json`, `scorer.json` (format, version, sha256 of every file,
+max length, the combination weights) and `MODEL_CARD.md`; `leftqa train-scorer` writes it. Loading needs
+onnxruntime and tokenizers only, never torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from leftqa.errors import ModelError
+
+FORMAT = "leftqa-answer-scorer"
+FORMAT_VERSION = 1
+MANIFEST = "scorer.json"
+BUNDLED_SCORER = Path(__file__).resolve().parent / "scorer_model"
+# Sentence features the combination reads, in order (see qa/answer.py `combine_features`).
+SENTENCE_FEATURES = ("ce", "ce_rank", "rule", "rule_rank", "passage", "passage_rank", "cosine", "coverage", "type_ok", "bigram")
+# Question-level features of the answerability estimate (see qa/answer.py `answerability_features`).
+ANSWERABILITY_FEATURES = ("ce_best", "ce_margin", "combined_best", "sentence", "coverage", "passage", "passage_coverage", "names_found", "type_found")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A logistic model: weights per named feature (inputs standardised by mean and scale), and a bias."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Linear":
+        """Read one from its JSON form, checking the lengths agree."""
+        feats = tuple(d["features"])
+        parts = [tuple(float(x) for x in d[k]) for k in ("weights", "mean", "scale")]
+        if any(len(p) != len(feats) for p in parts):
+            raise ValueError("feature, weight, mean and scale lists differ in length")
+        return cls(feats, parts[0], float(d["bias"]), parts[1], parts[2])
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """Decision values for rows of features in `self.features` order."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return z @ np.asarray(self.weights) + self.bias
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"features": list(self.features), "weights": list(self.weights), "bias": self.bias, "mean": list(self.mean), "scale": list(self.scale)}
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """What `scorer.json` says of a model folder."""
+
+    version: str
+    max_length: int
+    candidates: int  # sentences scored per question (the best by the rules); the latency lever
+    ranker: Linear | None
+    answerability: Linear | None
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_info(folder: Path) -> ScorerInfo:
+    """Parse and check a scorer folder's manifest (not the checksums: see `verify`)."""
+    path = Path(folder) / MANIFEST
+    try:
+        d = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"no readable answer scorer at {folder} ({exc}); retrain it with `leftqa train-scorer`") from None
+    if d.get("format") != FORMAT or int(d.get("format_version", 0)) != FORMAT_VERSION:
+        raise ModelError(f"{path} is not a version-{FORMAT_VERSION} leftqa answer scorer")
+    try:
+        ranker = Linear.from_dict(d["ranker"]) if d.get("ranker") else None
+        answerability = Linear.from_dict(d["answerability"]) if d.get("answerability") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: malformed combination weights ({exc})") from None
+    keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files")}
+    return ScorerInfo(str(d.get("version", "")), int(d.get("max_length", 96)), int(d.get("candidates", 16)), ranker, answerability, dict(d.get("files", {})), keep)
+
+
+def verify(folder: Path, info: ScorerInfo) -> None:
+    """Every file the manifest lists exists with its sha256; ModelError otherwise."""
+    for name, digest in info.files.items():
+        f = Path(folder) / name
+        if not f.is_file():
+            raise ModelError(f"answer scorer file {f} is missing; retrain with `leftqa train-scorer` or restore it from git")
+        if _sha256(f) != digest:
+            raise ModelError(f"answer scorer file {f} does not match its checksum in {MANIFEST}; restore it from git")
+
+
+class AnswerScorer:
+    """Cross-encoder logits for (question, sentence) pairs, from the ONNX model of a scorer folder."""
+
+    def __init__(self, folder: Path, info: ScorerInfo, session: Any, tokenizer: Any) -> None:
+        self.folder = folder
+        self.info = info
+        self._session = session
+        self._tokenizer = tokenizer
+        self._inputs = {i.name for i in session.get_inputs()}
+
+    @classmethod
+    def load(cls, folder: Path | str = BUNDLED_SCORER, threads: int = 1, check: bool = True) -> "AnswerScorer":
+        """Load a scorer folder (the bundled one by default), checking its files against the manifest."""
+        folder = Path(folder)
+        info = read_info(folder)
+        if check:
+            verify(folder, info)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = max(threads, 0)
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.log_severity_level = 3
+            session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load the answer scorer at {folder}: {first[:300]}") from None
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=info.max_length, strategy="only_second")
+        return cls(folder, info, session, tokenizer)
+
+    def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
+        """One logit per sentence: higher means more likely to hold the answer to `question`."""
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
+        encodings = self._tokenizer.encode_batch([(question, s) for s in sentences])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for r, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[r, :n] = e.ids
+            mask[r, :n] = 1
+            types[r, :n] = e.type_ids
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        out = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        return np.asarray(out, dtype=np.float32).reshape(len(sentences), -1)[:, 0]
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function, safe for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)

@@ -1,0 +1,250 @@
+"""Fit how the answer layer combines the cross-encoder with the rule features, on SQuAD articles the
+cross-encoder never saw, through the real pipeline: each held-out paragraph becomes a document, questions are
+retrieved and their candidate sentences scored exactly as `leftqa ask` does. Two logistic models come out:
+the sentence ranker (does this candidate hold the answer?) and answerability (does any?)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from leftqa.config import Settings
+from leftqa.errors import TrainingError
+from leftqa.ingest.chunking import split_sentences
+from leftqa.qa import answer as ans
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear
+from leftqa.text import normalise
+from leftqa.train.pairs import answer_sentence
+
+RANKER_L2 = 1.0
+ANSWERABILITY_L2 = 1.0
+
+
+@dataclass(frozen=True)
+class Question:
+    """A held-out question with its candidate sentences as the pipeline found them (before the cross-encoder)."""
+
+    qid: str
+    question: str
+    answerable: bool
+    texts: tuple[str, ...]  # candidate sentences, rule order, at most `candidates`
+    labels: tuple[int, ...]  # 1 where the candidate is the gold answer sentence
+    # per candidate: rule, passage, rank, cosine, coverage, type_ok, bigram, names_found of its passage
+    rule: tuple[tuple[float, ...], ...]
+    evidence: dict[str, float]  # question-level rule evidence (answer.evidence without the learned parts)
+
+
+def write_corpus(articles: list[dict[str, Any]], folder: Path) -> dict[tuple[int, int], str]:
+    """One .txt per paragraph (title line, blank line, context); returns (article, paragraph) -> file stem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stems: dict[tuple[int, int], str] = {}
+    for a, article in enumerate(articles):
+        title = str(article.get("title", "")).replace("_", " ")
+        for p, para in enumerate(article["paragraphs"]):
+            stem = f"a{a:03d}-p{p:03d}"
+            stems[(a, p)] = stem
+            path = folder / f"{stem}.txt"
+            text = f"{title}, paragraph {p + 1}\n\n{para['context']}\n"
+            if not path.exists() or path.read_text("utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+    return stems
+
+
+def collect(
+    articles: list[dict[str, Any]], workdir: Path, candidates: int, sample: int, seed: int,
+    log: Callable[[str], None] = print,
+) -> list[Question]:  # fmt: skip
+    """Build an index of the articles' paragraphs under `workdir` and gather every sampled question's candidates."""
+    from leftqa.index.builder import build_index, stale_reason
+    from leftqa.index.embed import load_embedder
+    from leftqa.qa.assistant import Assistant
+
+    settings = Settings(corpus_dir=workdir / "corpus", index_dir=workdir / "index", top_k=10, scorer="none")
+    write_corpus(articles, settings.corpus_dir)
+    if stale_reason(settings):
+        log(f"indexing {sum(len(a['paragraphs']) for a in articles):,} held-out paragraphs in {settings.index_dir}")
+        build_index(settings, load_embedder(settings.model))
+    assistant = Assistant.load(settings)
+    index, retriever = assistant.index, assistant.retriever
+    rows = [
+        (a, p, q) for a, art in enumerate(articles) for p, para in enumerate(art["paragraphs"]) for q in para["qas"]
+        if str(q.get("question", "")).strip()
+    ]
+    rng = random.Random(seed)
+    answerable = [r for r in rows if not r[2].get("is_impossible")]
+    impossible = [r for r in rows if r[2].get("is_impossible")]
+    picked = rng.sample(answerable, min(sample, len(answerable))) + rng.sample(impossible, min(sample // 2, len(impossible)))
+    out: list[Question] = []
+    for n, (a, p, q) in enumerate(picked, start=1):
+        question = " ".join(q["question"].split())
+        r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER))
+        cands = ans.score_sentences(index, r)
+        head = cands[:candidates]
+        gold = _gold_sentence(articles[a]["paragraphs"][p], q)
+        texts = tuple(ans.scored_text(index, c) for c in head)
+        labels = tuple(int(gold is not None and normalise(t) == gold) for t in texts)
+        chosen = ans.select(cands, 3, index)
+        ev = ans.evidence(cands, r, chosen, ans.quoted_name_coverage(index, chosen, question))
+        names = {c.pos: ans.quoted_name_coverage(index, (c,), question) for c in head}
+        rule = tuple((c.rule, c.passage, float(c.rank), c.cosine, c.coverage, c.type_ok, c.bigram, names[c.pos]) for c in head)
+        ev = {**ev, "strict": float(r.answer_type in ans.STRICT_TYPES)}
+        out.append(Question(str(q.get("id", n)), question, not q.get("is_impossible"), texts, labels, rule, ev))
+        if n % 500 == 0:
+            log(f"collected {n:,}/{len(picked):,} questions")
+    return out
+
+
+def _gold_sentence(para: dict[str, Any], q: dict[str, Any]) -> str | None:
+    if q.get("is_impossible") or not q.get("answers"):
+        return None
+    spans = split_sentences(para["context"])
+    i = answer_sentence(spans, int(q["answers"][0].get("answer_start", -1)))
+    return None if i is None else normalise(para["context"][spans[i][0] : spans[i][1]])
+
+
+def save_questions(questions: Sequence[Question], path: Path) -> None:
+    """Cache collected questions as JSON Lines (collection is the slow half)."""
+    with path.open("w", encoding="utf-8") as f:
+        for q in questions:
+            f.write(json.dumps(q.__dict__, ensure_ascii=False) + "\n")
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read questions cached by `save_questions`."""
+    out = []
+    for line in path.read_text("utf-8").splitlines():
+        d = json.loads(line)
+        out.append(Question(d["qid"], d["question"], d["answerable"], tuple(d["texts"]), tuple(d["labels"]),
+                            tuple(tuple(r) for r in d["rule"]), d["evidence"]))  # fmt: skip
+    return out
+
+
+def candidate_rows(q: Question, ce: np.ndarray) -> np.ndarray:
+    """SENTENCE_FEATURES rows for a question's candidates, in the order `answer.sentence_features` builds them."""
+    heads = [
+        ans.Candidate(rank=int(r[2]), pos=0, index_in_passage=0, score=r[0], cosine=r[3], coverage=r[4], type_ok=r[5],
+                      matched=frozenset(), bigram=r[6], passage=r[1], rule=r[0])  # fmt: skip
+        for r in q.rule
+    ]
+    return ans.sentence_features(heads, ce)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: float, iters: int = 50) -> Linear:
+    """L2-regularised logistic regression by Newton's method on standardised features."""
+    if len(set(y.tolist())) < 2:
+        raise TrainingError("the fit needs both positive and negative examples")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2)
+    reg[-1] = 0.0  # the bias is not shrunk
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return Linear(tuple(features), tuple(float(v) for v in w[:-1]), float(w[-1]), tuple(float(v) for v in mean), tuple(float(v) for v in scale))
+
+
+def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve (probability a random positive outranks a random negative)."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return math.nan
+    values = np.concatenate([pos, neg])
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    average = np.cumsum(counts) - (counts - 1) / 2  # ties share the mean of their ranks
+    ranks = average[inverse]
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score every candidate with the cross-encoder, fit the ranker and answerability, and measure both by
+    cross-validation over questions (the figures the model card reports)."""
+    ce_all = []
+    for n, q in enumerate(questions, start=1):
+        ce_all.append(scorer.logits(q.question, list(q.texts)) if q.texts else np.zeros(0, dtype=np.float32))
+        if n % 1000 == 0:
+            log(f"cross-encoder scored {n:,}/{len(questions):,} questions")
+    rows = [candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
+    fold_of = [i % folds for i in range(len(questions))]
+    metrics: dict[str, Any] = {"questions": len(questions), "answerable": sum(q.answerable for q in questions)}
+    top1 = {"rules": [], "cross_encoder": [], "combined": []}
+    gold_in_head = []
+    answer_scores: list[float] = []
+    answer_labels: list[bool] = []
+    for k in range(folds + 1):  # folds 0..folds-1 measure; the last pass fits on everything
+        train_idx = [i for i in range(len(questions)) if k == folds or fold_of[i] != k]
+        test_idx = [] if k == folds else [i for i in range(len(questions)) if fold_of[i] == k]
+        try:
+            ranker = _fit_ranker(questions, rows, train_idx)
+            answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx)
+        except TrainingError:
+            if k == folds:
+                raise
+            continue  # a fold of a tiny run without both kinds of question measures nothing
+        for i in test_idx:
+            q = questions[i]
+            if q.answerable and q.texts:
+                labels = np.asarray(q.labels)
+                gold_in_head.append(bool(labels.any()))
+                top1["rules"].append(bool(labels[0]))
+                top1["cross_encoder"].append(bool(labels[int(np.argmax(ce_all[i]))]))
+                top1["combined"].append(bool(labels[int(np.argmax(ranker.logit(rows[i])))]))
+            answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability))
+            answer_labels.append(q.answerable)
+    metrics["cv_top1_answerable"] = {k: round(float(np.mean(v)), 4) if v else math.nan for k, v in top1.items()}
+    metrics["cv_gold_in_candidates"] = round(float(np.mean(gold_in_head)), 4) if gold_in_head else math.nan
+    metrics["cv_answerability_auc"] = round(auc(answer_scores, answer_labels), 4)
+    return {"ranker": ranker, "answerability": answerability, "metrics": metrics}
+
+
+def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: Sequence[int]) -> Linear:
+    keep = [i for i in idx if questions[i].answerable and any(questions[i].labels)]
+    if not keep:
+        raise TrainingError("no held-out answerable question has its answer sentence among the candidates")
+    x = np.vstack([rows[i] for i in keep])
+    y = np.concatenate([np.asarray(questions[i].labels, dtype=np.float64) for i in keep])
+    return fit_logistic(x, y, SENTENCE_FEATURES, RANKER_L2)
+
+
+def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear) -> list[float]:
+    """ANSWERABILITY_FEATURES as `answer.evidence` reports them once the ranker has chosen (its best candidate
+    stands for the quoted sentences: their type and the names of their passage)."""
+    ev = dict(q.evidence)
+    if len(ce):
+        top = np.sort(ce)[::-1]
+        z = ranker.logit(row)
+        best = q.rule[int(np.argmax(z))]
+        ev.update(ce_best=float(top[0]), ce_margin=float(top[0] - top[1]) if len(top) > 1 else 0.0,
+                  combined_best=float(z.max()), names_found=best[7],
+                  type_found=1.0 if not ev.get("strict") or best[5] else 0.0)  # fmt: skip
+    return [float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES]
+
+
+def _fit_answerability(questions: Sequence[Question], rows: Sequence[np.ndarray], ce_all: Sequence[np.ndarray], ranker: Linear, idx: Sequence[int]) -> Linear:
+    x = np.asarray([_question_features(questions[i], rows[i], ce_all[i], ranker) for i in idx])
+    y = np.asarray([float(questions[i].answerable) for i in idx])
+    return fit_logistic(x, y, ANSWERABILITY_FEATURES, ANSWERABILITY_L2)
+
+
+def _answer_logit(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, answerability: Linear) -> float:
+    return float(answerability.logit(np.asarray([_question_features(q, row, ce, ranker)]))[0])
+
+
+def stderr_log(msg: str) -> None:
+    """Progress to stderr."""
+    print(msg, file=sys.stderr, flush=True)

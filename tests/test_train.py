@@ -1,0 +1,130 @@
+"""Training the answer scorer: SQuAD pairs, the logistic fits, and a smoke run of `leftqa train-scorer` end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leftqa.errors import TrainingError
+from leftqa.train.combiner import auc, fit_logistic
+from leftqa.train.pairs import Pair, load_squad, make_pairs, split_articles
+
+PARA = (
+    "The Harbour Committee was led by Marta Quell. She organised the first public meeting in the town hall. "
+    "The breakwater was finished in 1840."
+)
+OTHER = "The lighthouse keepers lived on the point near the harbour. Edwin Tallow kept the light for thirty years."
+
+
+def _squad(articles: list[dict]) -> dict:
+    return {"version": "v2.0", "data": articles}
+
+
+def _article(title: str, paragraphs: list[tuple[str, list[dict]]]) -> dict:
+    return {"title": title, "paragraphs": [{"context": c, "qas": q} for c, q in paragraphs]}
+
+
+def _q(qid: str, question: str, answer: str, context: str, impossible: bool = False) -> dict:
+    span = {"text": answer, "answer_start": context.index(answer)}
+    if impossible:
+        return {"id": qid, "question": question, "is_impossible": True, "answers": [], "plausible_answers": [span]}
+    return {"id": qid, "question": question, "is_impossible": False, "answers": [span]}
+
+
+def test_pairs_mark_the_answer_sentence_and_choose_hard_negatives() -> None:
+    art = _article("Fenwick", [
+        (PARA, [_q("a", "Who led the Harbour Committee?", "Marta Quell", PARA),
+                _q("b", "Who led the lighthouse committee?", "Marta Quell", PARA, impossible=True)]),
+        (OTHER, [_q("c", "Who kept the light?", "Edwin Tallow", OTHER)]),
+    ])  # fmt: skip
+    pairs = list(make_pairs([art], seed=1))
+    s0, s1, s2 = "The Harbour Committee was led by Marta Quell.", "She organised the first public meeting in the town hall.", "The breakwater was finished in 1840."
+    o0, o1 = "The lighthouse keepers lived on the point near the harbour.", "Edwin Tallow kept the light for thirty years."
+    q = "Who led the Harbour Committee?"
+    # positive, best-overlap negative, one random other, the best-overlap sentence of another paragraph
+    assert pairs[0] == Pair(q, s0, 1.0) and pairs[1].label == 0.0 and pairs[2].label == 0.0
+    assert {pairs[1].sentence, pairs[2].sentence} == {s1, s2}
+    assert pairs[3] == Pair(q, o0, 0.0)  # shares "harbour"; a paragraph with no shared word gives no negative
+    # the unanswerable question: its plausible-answer sentence is a negative
+    q2 = "Who led the lighthouse committee?"
+    assert Pair(q2, s0, 0.0) in pairs and not any(p.label for p in pairs if p.question == q2)
+    assert Pair("Who kept the light?", o1, 1.0) in pairs
+    assert pairs == list(make_pairs([art], seed=1))  # seeded
+
+
+def test_held_out_articles_are_a_seeded_choice() -> None:
+    arts = [{"title": str(i), "paragraphs": []} for i in range(10)]
+    train, held = split_articles(arts, 3, seed=13)
+    assert len(train) == 7 and len(held) == 3 and {a["title"] for a in train} | {a["title"] for a in held} == {str(i) for i in range(10)}
+    assert split_articles(arts, 3, seed=13) == (train, held)
+    assert split_articles(arts, 50, seed=13)[0]  # never holds out everything
+
+
+def test_squad_files_are_read_plain_or_gzipped_and_bad_ones_refused(tmp_path: Path) -> None:
+    doc = _squad([_article("A", [(PARA, [])])])
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    assert load_squad(tmp_path / "a.json") == load_squad(tmp_path / "a.json.gz") == doc["data"]
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(TrainingError, match="cannot read SQuAD data"):
+        load_squad(tmp_path / "bad.json")
+
+
+def test_logistic_fit_separates_and_reports_standardisation() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2)) * [1.0, 10.0] + [0.0, 5.0]
+    y = (x[:, 0] > 0).astype(float)  # only the first feature matters
+    model = fit_logistic(x, y, ("useful", "noise"), l2=1.0)
+    assert model.weights[0] > 3.0 and abs(model.weights[1]) < 0.5
+    assert model.mean[1] == pytest.approx(x[:, 1].mean()) and model.scale[1] == pytest.approx(x[:, 1].std())
+    accuracy = ((model.logit(x) > 0) == (y > 0)).mean()
+    assert accuracy > 0.97
+    with pytest.raises(TrainingError):
+        fit_logistic(x, np.ones(len(x)), ("a", "b"), 1.0)
+
+
+def test_auc_counts_ordered_pairs() -> None:
+    assert auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert auc([0.1, 0.9], [True, False]) == 0.0
+    assert auc([0.5, 0.5, 0.7, 0.2], [True, False, True, False]) == pytest.approx(0.875)
+
+
+@pytest.mark.e2e
+def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None:
+    """A tiny but real run of the one command: train, export to ONNX int8, fit, write, load, score."""
+    from leftqa.app.cli import main
+    from leftqa.qa.scorer import AnswerScorer
+
+    facts = [
+        ("Harbour", "The Harbour Committee was led by Marta Quell. It met in the town hall every month. The breakwater was finished in 1840.",
+         [("Who led the Harbour Committee?", "Marta Quell"), ("When was the breakwater finished?", "1840"), ("Where did the committee meet?", "the town hall")]),
+        ("Lighthouse", "Edwin Tallow kept the light for thirty years. The lamp burned whale oil until 1880. Ice closed the harbour in 1895.",
+         [("Who kept the light?", "Edwin Tallow"), ("What did the lamp burn?", "whale oil"), ("When did ice close the harbour?", "1895")]),
+        ("Guild", "The Weavers Guild was founded by twelve masters. Apprentices stayed for seven years. Hester Vane led the strike of 1902.",
+         [("Who founded the Weavers Guild?", "twelve masters"), ("How long did apprentices stay?", "seven years"), ("Who led the strike?", "Hester Vane")]),
+        ("Mill", "The mill was built on the river in 1790. Its wheel drove four pairs of stones. Flour went to the city by barge.",
+         [("When was the mill built?", "1790"), ("What did the wheel drive?", "four pairs of stones"), ("How did flour reach the city?", "by barge")]),
+    ]  # fmt: skip
+    articles = []
+    for t, (title, context, qs) in enumerate(facts):
+        qas = [_q(f"{t}-{i}", q, a, context) for i, (q, a) in enumerate(qs)]
+        qas.append(_q(f"{t}-x", f"Who painted the {title.lower()}?", context.split()[0], context, impossible=True))
+        articles.append(_article(title, [(context, qas), (OTHER, [_q(f"{t}-o", "Who kept the light for thirty years?", "Edwin Tallow", OTHER)])]))
+    squad = tmp_path / "squad2-train.json.gz"
+    squad.write_bytes(gzip.compress(json.dumps(_squad(articles)).encode()))
+    out = tmp_path / "scorer"
+    rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(out), "--pairs", "30", "--layers", "1",
+               "--holdout", "1", "--combiner-sample", "8", "--candidates", "4", "--workdir", str(tmp_path / "work")])  # fmt: skip
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.onnx", "scorer.json", "tokenizer.json"]
+    info = json.loads((out / "scorer.json").read_text())
+    assert info["training"]["pairs_used"] == 30 and info["training"]["config"]["layers"] == 1
+    assert len(info["training"]["held_out_articles"]) == 1 and info["candidates"] == 4
+    assert "CC BY-SA 4.0" in (out / "MODEL_CARD.md").read_text()
+    scorer = AnswerScorer.load(out)
+    assert scorer.info.ranker is not None and scorer.info.answerability is not None
+    assert scorer.logits("Who kept the light?", ["Edwin Tallow kept the light.", "The guild met."]).shape == (2,)
