@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -62,6 +62,47 @@ class BuildReport:
             f"{self.passages} passages, {self.sentences} sentences ({self.embedded_sentences} sentences embedded) "
             f"in {self.seconds:.1f}s -> {self.path}"
         )
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """One source file read and chunked: its manifest fields and passages, or the reason it is skipped."""
+
+    doc_id: str
+    title: str = ""
+    fingerprint: str = ""
+    source: str = ""
+    passages: tuple[Passage, ...] = ()
+    error: str = ""  # a SourceError message: the file is skipped with this warning
+
+
+def read_source(path: Path, doc_id: str, min_words: int, max_words: int) -> ReadResult:
+    """Read and chunk one source file (the work a build backend may run elsewhere)."""
+    try:
+        doc = read_document(path, doc_id)
+    except SourceError as exc:
+        return ReadResult(doc_id=doc_id, error=str(exc))
+    passages = tuple(chunk_document(doc, min_words, max_words))
+    return ReadResult(doc_id=doc_id, title=doc.title, fingerprint=doc.fingerprint, source=doc.source, passages=passages)
+
+
+class BuildBackend(Protocol):
+    """Where a build's expensive, stateless work runs: reading + chunking changed files, and embedding new texts.
+
+    Everything else (reuse, the index files, the lock, the swap, the report) stays in `build_index`.
+    """
+
+    def read(self, jobs: list[tuple[Path, str]], settings: Settings) -> Iterable[ReadResult]:
+        """A ReadResult for each (path, doc_id) job, in any order."""
+        ...
+
+    def embedder(self, settings: Settings) -> Embedder:
+        """The embedder for new texts; called only when something needs embedding."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about where the build ran (its "build" entry)."""
+        ...
 
 
 def lock_path(index_dir: Path) -> Path:
@@ -234,11 +275,14 @@ def build_index(
     progress: bool = False,
     full: bool = False,
     log: Callable[[str], None] | None = None,
+    backend: BuildBackend | None = None,
 ) -> BuildReport:
     """Bring `settings.index_dir` up to date with `settings.corpus_dir`, embedding only texts not embedded before.
 
     The model is loaded only when something needs embedding (embedder=None loads `settings.model` lazily);
-    `full` ignores the previous index. The old index stays in place until the new one is complete.
+    `full` ignores the previous index. The old index stays in place until the new one is complete. A `backend`
+    (e.g. `leftqa.index.ray_build.RayBackend`) reads changed files and embeds new texts elsewhere; its
+    embedder must produce the vectors of `settings.model`.
     """
 
     t0 = time.perf_counter()
@@ -265,12 +309,17 @@ def build_index(
             previous, why = _fully_verified(previous, index_dir, old)
             notes += [why] if why else []
             reuse_passages = reuse_passages and previous is not None
-        docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [])
+        read = (lambda jobs: backend.read(jobs, settings)) if backend is not None else None
+        docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [], read)
         warnings += [s["reason"] for s in skipped]
         if not docs:
             detail = f" ({len(skipped)} files skipped)" if skipped else ""
             raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
-        cache = _VectorCache(lambda: embedder or load_embedder(settings.model, settings.threads), settings, progress, say)
+        if backend is not None:
+            factory: Callable[[], Embedder] = lambda: backend.embedder(settings)  # noqa: E731
+        else:
+            factory = lambda: embedder or load_embedder(settings.model, settings.threads)  # noqa: E731
+        cache = _VectorCache(factory, settings, progress, say)
         if previous is not None:
             cache.seed(previous)
         manifest = {
@@ -285,6 +334,7 @@ def build_index(
         }
 
         index = Index.build(passages, cache, manifest)
+        index.manifest["build"] = backend.describe() if backend is not None else {"engine": "local"}
         say(f"writing index to {index_dir}")
         extras = _extra_files(index_dir, old)
         try:
@@ -323,9 +373,16 @@ def _write_extra(dest: Path, data: bytes) -> None:
 
 
 def _collect(
-    settings: Settings, digests: dict[str, str], old_docs: dict[str, dict[str, Any]], reusable: list[Passage]
+    settings: Settings,
+    digests: dict[str, str],
+    old_docs: dict[str, dict[str, Any]],
+    reusable: list[Passage],
+    read: Callable[[list[tuple[Path, str]]], Iterable[ReadResult]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[Passage]]:
-    """(manifest entries, skipped files, passages) of the corpus: unchanged files keep their previous passages."""
+    """(manifest entries, skipped files, passages) of the corpus: unchanged files keep their previous passages.
+
+    Changed files are read by `read` (a backend's, all at once) or here, one by one; the result is the same.
+    """
     old_passages: dict[str, list[Passage]] = {}
     for p in reusable:
         old_passages.setdefault(p.doc_id, []).append(p)
@@ -333,19 +390,26 @@ def _collect(
     docs: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     passages: list[Passage] = []
-    for doc_id, digest in digests.items():
+
+    def unchanged(doc_id: str, digest: str) -> bool:
         prior = old_docs.get(doc_id)
-        if prior is not None and prior.get("sha256") == digest and doc_id in old_passages:
-            entry = dict(prior)
+        return prior is not None and prior.get("sha256") == digest and doc_id in old_passages
+
+    fresh: dict[str, ReadResult] = {}
+    if read is not None:
+        jobs = [(corpus_dir / doc_id, doc_id) for doc_id, digest in digests.items() if not unchanged(doc_id, digest)]
+        fresh = {r.doc_id: r for r in read(jobs)} if jobs else {}
+    for doc_id, digest in digests.items():
+        if unchanged(doc_id, digest):
+            entry = dict(old_docs[doc_id])
             doc_passages = old_passages[doc_id]
         else:
-            try:
-                doc = read_document(corpus_dir / doc_id, doc_id)
-            except SourceError as exc:
-                skipped.append({"doc_id": doc_id, "sha256": digest, "reason": str(exc)})
+            result = fresh.get(doc_id) or read_source(corpus_dir / doc_id, doc_id, settings.min_words, settings.max_words)
+            if result.error:
+                skipped.append({"doc_id": doc_id, "sha256": digest, "reason": result.error})
                 continue
-            doc_passages = chunk_document(doc, settings.min_words, settings.max_words)
-            entry = {"doc_id": doc_id, "title": doc.title, "fingerprint": doc.fingerprint, "sha256": digest, "source": doc.source}
+            doc_passages = list(result.passages)
+            entry = {"doc_id": doc_id, "title": result.title, "fingerprint": result.fingerprint, "sha256": digest, "source": result.source}
         entry["passages"] = len(doc_passages)
         docs.append(entry)
         passages.extend(doc_passages)

@@ -218,6 +218,7 @@ class OnnxEmbedder:
         self._tokenizer = tokenizer
         self._threads = threads
         self._batch_session: Any = None
+        self.batch_threads = 0  # threads for bulk encoding; 0 = every core (a Ray worker sets its CPU share)
 
     @classmethod
     def load(cls, model: str, threads: int = 0, cache_dir: Path | str | None = None) -> "OnnxEmbedder":
@@ -277,7 +278,7 @@ class OnnxEmbedder:
 
     def _batch(self) -> Any:
         """A session on every core for bulk encoding (builds); queries keep the `threads` session."""
-        cores = os.cpu_count() or 1
+        cores = self.batch_threads or os.cpu_count() or 1
         if self._threads <= 0 or self._threads >= cores:
             return self._session
         if self._batch_session is None:
