@@ -84,9 +84,9 @@ def main() -> int:
             report = build_index(settings, backend=backend, full=True)
             stats = backend.stats
     except LeftQAError as exc:
-        print(json.dumps({"error": str(exc), "killed_after": progress.killed_at}))
+        print(json.dumps({"error": str(exc), "killed_after": progress.killed_at}), flush=True)  # Ray may end the process at exit
         return 1
-    print(json.dumps({"report": asdict(report), "stats": asdict(stats), "killed_after": progress.killed_at}))
+    print(json.dumps({"report": asdict(report), "stats": asdict(stats), "killed_after": progress.killed_at}), flush=True)
     return 0
 
 

@@ -410,7 +410,13 @@ def _token_counter(model: str) -> Callable[[list[str]], list[int]]:
             tok = Tokenizer.from_file(str(tokenizer_file))
             tok.no_padding()
             tok.enable_truncation(max_length=512)
-            return lambda texts: [len(e.ids) for e in tok.encode_batch([str(t).strip() for t in texts])]
+            def count(texts: list[str], chunk: int = 20_000) -> list[int]:
+                out: list[int] = []
+                for lo in range(0, len(texts), chunk):  # in chunks: an Encoding per text is heavy
+                    out += [len(e.ids) for e in tok.encode_batch([str(t).strip() for t in texts[lo : lo + chunk]])]
+                return out
+
+            return count
     except Exception:  # noqa: BLE001 - any model name the driver cannot resolve falls back to the estimate
         pass
     return lambda texts: [len(t.split()) * 4 // 3 + 2 for t in texts]
@@ -521,7 +527,6 @@ class _Pool:
         """Run `method(payload)` on the actors for every payload; on_result(i, value) as each finishes."""
         ray = self._ray
         exc_types = ray.exceptions
-        refs = [ray.put(p) for p in payloads] if method != "dim" else []
         queue = list(range(len(payloads)))[::-1]
         attempts = [0] * len(payloads)
         inflight: dict[Any, tuple[int, _Slot]] = {}
@@ -533,7 +538,9 @@ class _Pool:
                     while queue and slot.busy < IN_FLIGHT:
                         i = queue.pop()
                         call = getattr(slot.actor, method)
-                        ref = call.remote() if method == "dim" else call.remote(refs[i])
+                        # Passed by value: a batch (~30 KB of text) travels inside the task, and no call that
+                        # needs the local object store is made (after losing the head it would end the process).
+                        ref = call.remote() if method == "dim" else call.remote(payloads[i])
                         inflight[ref] = (i, slot)
                         slot.busy += 1
                 pending = list(inflight) + [s.ready for s in self._slots if s.ready is not None]
