@@ -243,7 +243,7 @@ def leftqa(ns: Namespace, *args: str, timeout: float = 300) -> subprocess.Comple
 
 
 def rankings(settings: Settings) -> list[list[str]]:
-    assistant = Assistant.load(settings)
+    assistant = Assistant.load(settings.with_(scorer="none"))  # passage rankings; the answer scorer plays no part
     return [[h.passage_id for h in assistant.search(q, mode, 10)] for q in QUERIES for mode in ("hybrid", "bm25", "dense")]
 
 
