@@ -116,3 +116,17 @@ def test_cli_batch_subprocess(real_index_settings: Settings) -> None:
     assert out[1]["line"] == 2 and out[1]["error"].startswith("invalid JSON")
     check_trotsky(out[2])  # a complete question after history still answers itself
     assert out[3] == {"line": 4, "error": "the question is empty; type a question about the corpus"}
+
+
+@pytest.mark.e2e
+def test_asking_with_the_learned_scorer_never_imports_torch(real_index_settings) -> None:  # noqa: ANN001
+    """The query path (index, embedder, answer scorer) runs on ONNX Runtime alone."""
+    code = (
+        "import sys; from leftqa.config import Settings; from leftqa.qa.assistant import Assistant; "
+        f"a = Assistant.load(Settings(corpus_dir={str(real_index_settings.corpus_dir)!r}, index_dir={str(real_index_settings.index_dir)!r})); "
+        "ans = a.ask('Who led the Antwerp Group?'); "
+        "print(a.scorer is not None, 'ce_best' in ans.evidence, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=subprocess_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "False", "False"]

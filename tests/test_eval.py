@@ -78,7 +78,7 @@ def test_load_cases_reads_every_field(tmp_path: Path) -> None:
     assert [c.group for c in cases] == ["single"] * 4 + ["followup", "unanswerable"]
     assert cases[4] == ev.Case(
         "f1", "Who built it?", ("Robert Stevenson completed it in 1810",), ("Robert Stevenson",),
-        ("Where does the Bell Rock Lighthouse stand?",), True, f"{path}:5",
+        ("Where does the Bell Rock Lighthouse stand?",), True, f"{path}:5", split="c",
     )
 
 

@@ -200,3 +200,22 @@ def test_requests_are_read_as_the_question_they_ask(text: str, question: str) ->
     from leftqa.qa.features import as_question
 
     assert as_question(text) == question
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        ("Tell me about the POUM", "the POUM"),
+        ("Who was Bukharin?", "Bukharin"),
+        ("What is meant by the Third Camp?", "the Third Camp"),
+        ("Who were the Mensheviks?", "the Mensheviks"),
+        ("What was the aim of the Left Opposition?", ""),
+        ("Who was the leader of the POUM?", ""),
+        ("What was Stalin's birth name?", ""),
+        ("When was the POUM founded?", ""),
+    ],
+)
+def test_descriptive_requests_name_their_subject(question: str, subject: str) -> None:
+    from leftqa.qa.features import descriptive_subject
+
+    assert descriptive_subject(question) == subject

@@ -103,3 +103,27 @@ def test_cited_passages_lead_the_sources_with_ranks_renumbered() -> None:
     out = ans.cited_first(hits, cites)
     assert [(h.rank, h.passage_id) for h in out] == [(1, "p3"), (2, "p1"), (3, "p2")]
     assert ans.cited_first(hits, ()) == hits
+
+
+@pytest.mark.parametrize(
+    ("question", "answered"),
+    [
+        ("Who was Marta Quell?", True),  # her passage names her and the quote does too
+        ("Tell me about the Harbour Committee", True),
+        ("Who was Ansel Pike?", False),  # a name the quoted passage never mentions
+        ("What was the aim of the Harbour Committee?", False),  # a fact about it, not what it is
+    ],
+)
+def test_a_descriptive_request_about_a_subject_the_quote_names_is_answered(fake_assistant: Assistant, question: str, answered: bool) -> None:
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    chosen = (next(c for c in cands if "Marta Quell" in ans.scored_text(fake_assistant.index, c)),)
+    assert ans.describes(fake_assistant.index, chosen, question) == (1.0 if answered else 0.0)
+
+
+def test_a_described_subject_is_answered_below_the_threshold(fake_assistant: Assistant) -> None:
+    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0))
+    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
+    described = fake_assistant.ask("Who was Marta Quell?")
+    assert described.evidence["answerable"] < 0.5 and described.evidence["describes"] == 1.0 and not described.abstained
+    factual = fake_assistant.ask("Who led the Harbour Committee?")
+    assert factual.abstained and factual.evidence["describes"] == 0.0

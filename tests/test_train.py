@@ -118,12 +118,12 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     squad.write_bytes(gzip.compress(json.dumps(_squad(articles)).encode()))
     out = tmp_path / "scorer"
     rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(out), "--pairs", "30", "--layers", "1",
-               "--holdout", "1", "--combiner-sample", "8", "--candidates", "4", "--workdir", str(tmp_path / "work")])  # fmt: skip
+               "--holdout", "1", "--combiner-sample", "8", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work")])  # fmt: skip
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.onnx", "scorer.json", "tokenizer.json"]
     info = json.loads((out / "scorer.json").read_text())
     assert info["training"]["pairs_used"] == 30 and info["training"]["config"]["layers"] == 1
-    assert len(info["training"]["held_out_articles"]) == 1 and info["candidates"] == 4
+    assert len(info["training"]["held_out_articles"]) == 1 and (info["candidates"], info["fit_candidates"]) == (3, 4)
     assert "CC BY-SA 4.0" in (out / "MODEL_CARD.md").read_text()
     scorer = AnswerScorer.load(out)
     assert scorer.info.ranker is not None and scorer.info.answerability is not None

@@ -229,7 +229,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         manifest = run_training(
             Path(args.squad), out, workdir, config, pairs=args.pairs, holdout=args.holdout,
-            combiner_sample=args.combiner_sample, candidates=args.candidates,
+            combiner_sample=args.combiner_sample, candidates=args.candidates, serve_candidates=args.serve_candidates,
             checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         )  # fmt: skip
     m = manifest["metrics"]
@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="stop after this many steps, the schedule still spanning every pair (default: all)")
     p.add_argument("--holdout", type=int, default=40, help="articles held out for the ranker and answerability fits (default 40)")
     p.add_argument("--combiner-sample", type=int, default=2500, help="held-out answerable questions for the fits, plus half as many unanswerable (default 2500)")
-    p.add_argument("--candidates", type=int, default=16, help="sentences the scorer reads per question (default 16)")
+    p.add_argument("--candidates", type=int, default=16, help="sentences per question the fits read (default 16)")
+    p.add_argument("--serve-candidates", type=int, default=8, help="sentences per question the scorer reads when answering (default 8)")
     p.add_argument("--checkpoint", metavar="DIR", help="skip training: export and fit this checkpoint (a finished or interrupted run's)")
     p.add_argument("--workdir", metavar="DIR", help="keep checkpoints, the export and the held-out index here (default: a temporary folder)")
     p.set_defaults(func=cmd_train_scorer)

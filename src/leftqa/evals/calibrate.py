@@ -90,9 +90,15 @@ def fit_threshold(evidence: Sequence[dict[str, float]], labels: Sequence[bool], 
     """The threshold on the learned P(answerable) with the most abstention recall within the false-abstention budget."""
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
-    points = sweep([ev.get("answerable", 0.0) for ev in evidence], labels)
+    # As with the rules, a best sentence nearly orthogonal to the question is never an answer, however the learned
+    # estimate reads it (a string of markup, a question in another language): the floor sits under every
+    # answerable tuning case.
+    floor = round(FLOOR_MARGIN * min(ev.get("sentence", 0.0) for ev, y in zip(evidence, labels) if y), 6)
+    forced = [ev.get("sentence", 0.0) < floor for ev in evidence]
+    # A descriptive request whose subject the quote is about is answered whatever the threshold (`answer.describes`).
+    points = sweep([2.0 if ev.get("describes") else ev.get("answerable", 0.0) for ev in evidence], labels, forced)
     p = best_point(points, max_false)
-    return {"weights": {}, "threshold": p.threshold, "abstention_recall": p.abstention_recall,
+    return {"weights": {}, "threshold": p.threshold, "sentence_floor": floor, "abstention_recall": p.abstention_recall,
             "false_abstention": p.false_abstention, "curve": [q.__dict__ for q in points], "max_false": max_false}  # fmt: skip
 
 

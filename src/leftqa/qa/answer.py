@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from leftqa.index.store import Index
-from leftqa.qa.features import as_question, missing_names, name_coverage
+from leftqa.qa.features import as_question, descriptive_subject, missing_names, name_coverage
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, sigmoid
 from leftqa.records import Citation, Hit, Passage
+from leftqa.text import is_stopword, stems, words
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
@@ -224,6 +225,21 @@ def answerability(ev: dict[str, float], model: Linear) -> float:
     """Estimated probability that the corpus answers the question, from the evidence (the learned model)."""
     x = np.asarray([[float(ev.get(k, 0.0)) for k in model.features]], dtype=np.float64)
     return round(sigmoid(float(model.logit(x)[0])), 6)
+
+
+def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
+    """1.0 when the question asks what something is ("Who was Bukharin?", "Tell me about the POUM") and the quoted
+    sentences are about it: every content word of the subject is in their passage and one is in the quote.
+    Whatever the corpus says about a subject it names answers such a request; the answer scorer, trained on
+    factual questions, underrates them."""
+    subject = descriptive_subject(question)
+    if not subject or not chosen:
+        return 0.0
+    wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
+    p = index.passages[chosen[0].pos]
+    passage = set(stems(words(f"{p.title} {p.section} {p.text}")))
+    quoted = set(stems(words(" ".join(scored_text(index, c) for c in chosen))))
+    return 1.0 if wanted and wanted <= passage and wanted & quoted else 0.0
 
 
 def learned_reason(ev: dict[str, float], question: str, quoted_text: str) -> str:

@@ -166,8 +166,9 @@ class Assistant:
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         if self.scorer is not None and self.scorer.info.answerability is not None:
             conf = ans.answerability(evidence, self.scorer.info.answerability)
-            evidence = {**evidence, "answerable": conf}
-            abstain = not candidates or conf < float(calibration["threshold"])
+            evidence = {**evidence, "answerable": conf, "describes": ans.describes(retriever.index, chosen, q)}
+            unrelated = evidence.get("sentence", 0.0) < float(calibration.get("sentence_floor", 0.0))
+            abstain = not candidates or unrelated or (conf < float(calibration["threshold"]) and not evidence["describes"])
             quoted = " ".join(_passage_text(retriever.index, c.pos) for c in chosen[:1])
             reason = ans.learned_reason(evidence, q, quoted) if abstain else ""
         else:

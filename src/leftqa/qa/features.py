@@ -60,6 +60,24 @@ def as_question(text: str) -> str:
     return f"What is {m.group(1)}?" if m else text
 
 
+# "Who was Bukharin?", "What is Titoism?", "What is meant by the Third Camp?": asking what something is, not a fact
+# about it. The subject must be short and hold no relation word ("What was the aim of X?" asks a fact).
+_WHAT_IS = re.compile(r"^\s*(?:who|what)\s+(?:is|was|are|were)\s+(?:meant by\s+)?(.+?)[\s?.!]*$", re.I)
+_RELATION = re.compile(r"\b(?:of|for|to|in|on|by|with|from|about|between|after|before|during|that|which|who|when|"
+                       r"whose|first|last|main|name|role|result|reason|cause|aim|goal|purpose)\b", re.I)
+
+
+def descriptive_subject(question: str) -> str:
+    """What a descriptive request asks to be told about ("Tell me about the POUM" -> "the POUM"), or ""."""
+    m = _REQUEST.match(question) or _WHAT_IS.match(question)
+    if not m:
+        return ""
+    subject = m.group(1).strip()
+    if len(subject.split()) > 5 or (m.re is _WHAT_IS and _RELATION.search(subject)):
+        return ""
+    return subject
+
+
 def answer_type(question: str) -> str:
     """The kind of answer a question expects (date, number, person, place, title or other), read from its first
     wh-word: in "Which revolt was the turning point when …" the focus is "which revolt", not "when"."""

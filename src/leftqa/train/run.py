@@ -45,6 +45,7 @@ def sha256(path: Path) -> str:
 def run_training(
     squad: Path, out: Path, workdir: Path, config: TrainConfig, pairs: int, holdout: int, combiner_sample: int,
     candidates: int = 16, checkpoint: Path | None = None, log: Callable[[str], None] = combiner.stderr_log,
+    serve_candidates: int = 8,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or take `checkpoint`), export, fit the combination and write the scorer folder `out` atomically."""
     t0 = time.time()
@@ -86,7 +87,10 @@ def run_training(
     manifest = {
         "version": f"{VERSION_PREFIX}-{config.layers}l-{model_sha[:8]}",
         "max_length": config.max_length,
-        "candidates": candidates,
+        # Read per question when answering: 8 keeps a warm ask under 60 ms on 2 cores (benchmarks/scorer_tradeoff.py);
+        # the fits read `fit_candidates`, so the ranker has seen every rank the answer layer gives it.
+        "candidates": serve_candidates,
+        "fit_candidates": candidates,
         "embedding_model": BUNDLED_MODEL,  # the ranker and answerability read this model's cosines
         "ranker": fitted["ranker"].to_dict(),
         "answerability": fitted["answerability"].to_dict(),
@@ -154,7 +158,8 @@ UI and the evals; loaded with ONNX Runtime, never torch.
   {c['layers']} of its 6 layers, a new classification head; fine-tuned as a binary cross-encoder (BCE loss).
 - Input: `[CLS] question [SEP] sentence [SEP]`, at most {m['max_length']} tokens (the sentence is truncated).
 - Shipped as ONNX, BERT-fused and dynamically quantised to int8: `model.onnx`; tokenizer `tokenizer.json`;
-  checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules.
+  checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules (the fits
+  used {m['fit_candidates']}).
 
 ## Training data
 SQuAD 2.0 train (Rajpurkar, Jia & Liang 2018; Wikipedia text, **CC BY-SA 4.0**), file `{t['data']}`:
@@ -174,7 +179,7 @@ Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight de
 | rules alone | {top1['rules']:.3f} |
 | cross-encoder alone | {top1['cross_encoder']:.3f} |
 | ranker (cross-encoder + rules) | {top1['combined']:.3f} |
-| gold sentence among the {m['candidates']} scored candidates | {met['cv_gold_in_candidates']:.3f} |
+| gold sentence among the {m['fit_candidates']} scored candidates | {met['cv_gold_in_candidates']:.3f} |
 | answerability AUC (answerable vs unanswerable) | {met['cv_answerability_auc']:.3f} |
 
 End-to-end figures on SQuAD dev and on the project's locked test split are in the README (*Evaluation*) with
