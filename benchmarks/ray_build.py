@@ -65,12 +65,11 @@ def _start_cluster(work: Path) -> str:
 
 def inside(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from rebuild import make_corpus
-
     from leftqa.config import Settings
     from leftqa.index.builder import build_index
     from leftqa.index.embed import load_embedder
     from leftqa.index.ray_build import RayBackend, RayOptions
+    from rebuild import make_corpus
 
     work = Path(args.workdir)
     corpus = make_corpus(work / "corpus", args.copies)

@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import squad
-
     from leftqa.config import Settings
     from leftqa.evals.cases import default_case_files, load_cases
     from leftqa.evals.run import evaluate, relevant_passages

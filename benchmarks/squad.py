@@ -24,9 +24,9 @@ DEV_DATA = REPO.parent / "shared" / "data" / "squad2" / "squad2-dev-32articles.j
 
 def load_squad(path: Path) -> list[dict[str, Any]]:
     """The `data` list of a SQuAD JSON file (articles with paragraphs and questions)."""
-    from leftqa.errors import EvalError
-
     import gzip
+
+    from leftqa.errors import EvalError
 
     try:
         raw = Path(path).read_bytes()

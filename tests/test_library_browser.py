@@ -32,9 +32,10 @@ def visit(browser, library: tuple[str, Any]) -> Iterator[Visit]:  # noqa: ANN001
 def test_drop_a_pdf_into_the_library_ask_about_it_remove_it(
     visit: Visit, library: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
-    import leftqa.index.builder as builder
     from playwright.sync_api import expect
     from test_formats import make_pdf
+
+    import leftqa.index.builder as builder
 
     # The first build waits until the progress bar has been seen, so the check needs no timing.
     real_build, release = builder.build_index, threading.Event()

@@ -228,8 +228,9 @@ def test_two_uploads_at_once_queue_and_never_corrupt_anything(library: tuple[str
 def test_questions_asked_during_a_rebuild_are_answered_from_the_old_index(
     library: tuple[str, Any], client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
 ) -> None:
-    import leftqa.index.builder as builder
     from gradio_client import handle_file
+
+    import leftqa.index.builder as builder
 
     real_build = builder.build_index
     entered, release = threading.Event(), threading.Event()

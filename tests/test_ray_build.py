@@ -25,8 +25,8 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-
 from conftest import GUILD_MD, HARBOUR_TXT, REAL_CORPUS, REPO_ROOT, write_files
+
 from leftqa.config import Settings
 from leftqa.errors import ClusterError
 from leftqa.index.builder import build_index

@@ -9,7 +9,6 @@ onnxruntime and tokenizers only, never torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from leftqa.errors import ModelError
+from leftqa.files import file_sha256
 
 FORMAT = "leftqa-answer-scorer"
 FORMAT_VERSION = 1
@@ -28,14 +28,6 @@ BUNDLED_SCORER = Path(__file__).resolve().parent / "scorer_model"
 SENTENCE_FEATURES = ("ce", "ce_rank", "rule", "rule_rank", "passage", "passage_rank", "cosine", "coverage", "type_ok", "bigram")
 # Question-level features of the answerability estimate (see qa/answer.py `answerability_features`).
 ANSWERABILITY_FEATURES = ("ce_best", "ce_margin", "combined_best", "sentence", "coverage", "passage", "passage_coverage", "names_found", "type_found")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ def verify(folder: Path, info: ScorerInfo) -> None:
         f = Path(folder) / name
         if not f.is_file():
             raise ModelError(f"answer scorer file {f} is missing; retrain with `leftqa train-scorer` or restore it from git")
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             raise ModelError(f"answer scorer file {f} does not match its checksum in {MANIFEST}; restore it from git")
 
 

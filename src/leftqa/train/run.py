@@ -3,7 +3,6 @@ scorer folder (scorer.json with checksums, MODEL_CARD.md). Fixed seeds; every st
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -15,6 +14,7 @@ from typing import Any, Callable
 
 from leftqa.config import BUNDLED_MODEL
 from leftqa.errors import TrainingError
+from leftqa.files import file_sha256
 from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
@@ -31,15 +31,6 @@ def squad_train_file(path: Path) -> Path:
     if not f.is_file():
         raise TrainingError(f"no SQuAD training data at {f} (pass --squad FILE or a folder holding {TRAIN_FILE})")
     return f
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_training(
@@ -83,7 +74,7 @@ def run_training(
         questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log)
         combiner.save_questions(questions, cache)
     fitted = combiner.fit(questions, scorer, log=log)
-    model_sha = sha256(export / "model.onnx")
+    model_sha = file_sha256(export / "model.onnx")
     manifest = {
         "version": f"{VERSION_PREFIX}-{config.layers}l-{model_sha[:8]}",
         "max_length": config.max_length,
@@ -116,7 +107,7 @@ def run_training(
 
 
 def _write_manifest(folder: Path, fields: dict[str, Any]) -> None:
-    files = {name: sha256(folder / name) for name in ("model.onnx", "tokenizer.json")}
+    files = {name: file_sha256(folder / name) for name in ("model.onnx", "tokenizer.json")}
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **fields, "files": files}
     tmp = folder / (MANIFEST + ".part")
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
