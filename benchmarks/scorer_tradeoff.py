@@ -14,7 +14,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +30,7 @@ def _with_candidates(assistant, n: int):  # noqa: ANN001, ANN202
         settings = assistant.settings.with_(scorer="none", calibration_path=RULES_CALIBRATION)
         return Assistant(settings, assistant.index, assistant.embedder, load_calibration(RULES_CALIBRATION, settings.model, None))
     a = Assistant(assistant.settings, assistant.index, assistant.embedder, assistant.calibration, assistant.scorer)
-    scorer = type(assistant.scorer)(assistant.scorer.folder, replace(assistant.scorer.info, candidates=n), assistant.scorer._session, assistant.scorer._tokenizer)
-    a.scorer = scorer
+    a.scorer = assistant.scorer.reading(n)
     return a
 
 

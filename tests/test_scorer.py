@@ -74,6 +74,9 @@ def test_logits_run_the_graph_on_tokenised_pairs_with_truncation(scorer_dir: Pat
     # max_length 12 truncates only the sentence: [CLS] who [SEP] leaves 9 places, the last one its [SEP]
     assert logits.tolist() == [2.0, 4.0, 9.0]
     assert scorer.logits("who", []).shape == (0,)
+    fewer = scorer.reading(2)
+    assert fewer.info.candidates == 2 and scorer.info.candidates == 4
+    assert fewer.logits("who", ["one"]).tolist() == [2.0]
 
 
 def test_manifest_is_read_with_its_combination_weights(scorer_dir: Path) -> None:

@@ -236,8 +236,7 @@ def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> flo
     if not subject or not chosen:
         return 0.0
     wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
-    p = index.passages[chosen[0].pos]
-    passage = set(stems(words(f"{p.title} {p.section} {p.text}")))
+    passage = set(stems(words(passage_context(index, chosen[0].pos))))
     quoted = set(stems(words(" ".join(scored_text(index, c) for c in chosen))))
     return 1.0 if wanted and wanted <= passage and wanted & quoted else 0.0
 
@@ -252,12 +251,17 @@ def learned_reason(ev: dict[str, float], question: str, quoted_text: str) -> str
     return "the closest material does not answer it"
 
 
+def passage_context(index: Index, pos: int) -> str:
+    """A passage's text with its title and section: what "the passage mentions" is checked against."""
+    p = index.passages[pos]
+    return f"{p.title} {p.section} {p.text}"
+
+
 def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
     """Share of the question's names that the best quoted sentence's passage (with its title and section) mentions."""
     if not chosen:
         return 0.0
-    p = index.passages[chosen[0].pos]
-    return name_coverage(question, f"{p.title} {p.section} {p.text}")
+    return name_coverage(question, passage_context(index, chosen[0].pos))
 
 
 def type_missing(ev: dict[str, float]) -> bool:

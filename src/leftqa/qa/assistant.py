@@ -169,8 +169,8 @@ class Assistant:
             evidence = {**evidence, "answerable": conf, "describes": ans.describes(retriever.index, chosen, q)}
             unrelated = evidence.get("sentence", 0.0) < float(calibration.get("sentence_floor", 0.0))
             abstain = not candidates or unrelated or (conf < float(calibration["threshold"]) and not evidence["describes"])
-            quoted = " ".join(_passage_text(retriever.index, c.pos) for c in chosen[:1])
-            reason = ans.learned_reason(evidence, q, quoted) if abstain else ""
+            closest = ans.passage_context(retriever.index, chosen[0].pos) if chosen else ""
+            reason = ans.learned_reason(evidence, q, closest) if abstain else ""
         else:
             conf = ans.confidence(evidence, calibration["weights"])
             abstain = not candidates or ans.abstains(
@@ -203,11 +203,6 @@ def _load_index(settings: Settings, check_corpus: bool) -> Index:
     index = Index.load(Path(settings.index_dir))
     index.check_compatible(settings.model, settings.chunking(), None)
     return index
-
-
-def _passage_text(index: Index, pos: int) -> str:
-    p = index.passages[pos]
-    return f"{p.title} {p.section} {p.text}"
 
 
 def load_scorer(settings: Settings) -> AnswerScorer | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -134,6 +134,10 @@ class AnswerScorer:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=info.max_length, strategy="only_second")
         return cls(folder, info, session, tokenizer)
+
+    def reading(self, candidates: int) -> "AnswerScorer":
+        """The same model reading `candidates` sentences per question (for trade-off measurements)."""
+        return AnswerScorer(self.folder, replace(self.info, candidates=candidates), self._session, self._tokenizer)
 
     def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """One logit per sentence: higher means more likely to hold the answer to `question`."""
