@@ -106,7 +106,8 @@ def prepare(data: list[dict[str, Any]], workdir: Path, model: str, quiet: bool =
     from leftqa.index.embed import load_embedder
     from leftqa.qa.assistant import Assistant
 
-    settings = Settings(corpus_dir=workdir / "corpus", index_dir=workdir / "index", model=model, top_k=10)
+    # From the environment, so LEFTQA_SCORER / LEFTQA_CALIBRATION_PATH choose what is measured (as for `leftqa eval`).
+    settings = Settings.from_env(corpus_dir=workdir / "corpus", index_dir=workdir / "index", model=model, top_k=10)
     write_corpus(data, settings.corpus_dir)
     reason = stale_reason(settings)
     if reason:

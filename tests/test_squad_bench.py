@@ -94,3 +94,13 @@ def test_benchmark_runs_all_modes_and_reuses_its_workdir(squad, tmp_path: Path, 
 def test_missing_data_is_skipped_with_a_message(squad, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     assert squad.main([str(tmp_path / "absent.json")]) == 0
     assert "SQuAD data not found" in capsys.readouterr().err
+
+
+def test_benchmark_settings_come_from_the_environment(squad, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """LEFTQA_* variables choose what is measured (another scorer, calibration or answer length), as for `leftqa eval`."""
+    monkeypatch.setenv("LEFTQA_MAX_ANSWER_SENTENCES", "1")
+    monkeypatch.setenv("LEFTQA_CALIBRATION_PATH", str(tmp_path / "cal.json"))
+    assistant = squad.prepare(SQUAD["data"], tmp_path / "work", "hash:64", quiet=True)
+    assert assistant.settings.max_answer_sentences == 1
+    assert assistant.settings.calibration_path == tmp_path / "cal.json"
+    assert assistant.settings.index_dir == tmp_path / "work" / "index" and assistant.settings.top_k == 10

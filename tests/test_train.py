@@ -118,13 +118,43 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     squad.write_bytes(gzip.compress(json.dumps(_squad(articles)).encode()))
     out = tmp_path / "scorer"
     rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(out), "--pairs", "30", "--layers", "1",
-               "--holdout", "1", "--combiner-sample", "8", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work")])  # fmt: skip
+               "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work")])  # fmt: skip
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.onnx", "scorer.json", "tokenizer.json"]
     info = json.loads((out / "scorer.json").read_text())
     assert info["training"]["pairs_used"] == 30 and info["training"]["config"]["layers"] == 1
     assert len(info["training"]["held_out_articles"]) == 1 and (info["candidates"], info["fit_candidates"]) == (3, 4)
-    assert "CC BY-SA 4.0" in (out / "MODEL_CARD.md").read_text()
+    # 2 answerable, 1 of SQuAD's unanswerable and 2 answerable ones asked without their paragraph
+    assert (info["metrics"]["questions"], info["metrics"]["answerable"], info["metrics"]["missing_questions"]) == (5, 2, 2)
+    assert info["training"]["config"]["freeze_embeddings"] is True
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "CC BY-SA 4.0" in card and "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2" in card
     scorer = AnswerScorer.load(out)
     assert scorer.info.ranker is not None and scorer.info.answerability is not None
     assert scorer.logits("Who kept the light?", ["Edwin Tallow kept the light.", "The guild met."]).shape == (2,)
+
+
+def test_without_drops_a_documents_passages_and_moves_later_ranks_up() -> None:
+    """A "missing" question is asked as if its paragraph were not indexed: its passages and sentences go, the
+    passages after it move up a rank, and every per-passage signal stays with its passage."""
+    from types import SimpleNamespace
+
+    from leftqa.qa.retrieve import Retrieval, SentenceEvidence
+    from leftqa.train.combiner import without
+
+    docs = ["a.txt", "gold.txt", "gold.txt", "b.txt"]  # passage position -> document
+    index = SimpleNamespace(passages=[SimpleNamespace(doc_id=d) for d in docs])
+    order = np.array([1, 3, 2, 0])  # ranked positions: gold first and third
+
+    def ev(rank: int, pos: int) -> SentenceEvidence:
+        return SentenceEvidence(rank, pos, 0, 0.1 * pos, 0.0, 0.0, 0.0, frozenset())
+
+    r = Retrieval("q", "hybrid", order, np.array([0.9, 0.8, 0.7, 0.6]), np.array([1.0, 0.5, 0.4, 0.3]),
+                  np.array([0.6, 0.5, 0.4, 0.3]), np.array([0.7, 0.6, 0.5, 0.4]), np.zeros(3), None, "date",
+                  tuple(ev(i, int(p)) for i, p in enumerate(order)))  # fmt: skip
+    w = without(r, "gold.txt", index)
+    assert w.positions.tolist() == [3, 0]
+    assert w.scores.tolist() == [0.8, 0.6] and w.bm25.tolist() == [0.5, 0.3]
+    assert w.dense.tolist() == [0.5, 0.3] and w.sentence.tolist() == [0.6, 0.4]
+    assert [(s.rank, s.pos) for s in w.sentences] == [(0, 3), (1, 0)]
+    assert without(r, "elsewhere.txt", index).positions.tolist() == order.tolist()

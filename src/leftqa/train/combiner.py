@@ -1,7 +1,13 @@
 """Fit how the answer layer combines the cross-encoder with the rule features, on SQuAD articles the
 cross-encoder never saw, through the real pipeline: each held-out paragraph becomes a document, questions are
 retrieved and their candidate sentences scored exactly as `leftqa ask` does. Two logistic models come out:
-the sentence ranker (does this candidate hold the answer?) and answerability (does any?)."""
+the sentence ranker (does this candidate hold the answer?) and answerability (does any?).
+
+Answerability learns from three kinds of question: answerable ones, SQuAD's unanswerable ones (written to look
+answerable by their paragraph), and "missing" ones: answerable questions asked with their own paragraph taken
+out of the retrieval, so the rest of the article is about the same subject but (nearly always) does not hold
+the fact. That is what a reader's near-topic question looks like ("When was Luxemburg born?" of an article that
+names her but never gives the year), and SQuAD's own unanswerable questions do not teach it."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import json
 import math
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,11 +24,14 @@ import numpy as np
 from leftqa.config import Settings
 from leftqa.errors import TrainingError
 from leftqa.ingest.chunking import split_sentences
+from leftqa.index.store import Index
 from leftqa.qa import answer as ans
+from leftqa.qa.retrieve import Retrieval
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear
 from leftqa.text import normalise
 from leftqa.train.pairs import answer_sentence
 
+CACHE_VERSION = 2  # of the collected questions' layout (2: with "missing" questions and each question's kind)
 RANKER_L2 = 1.0
 ANSWERABILITY_L2 = 1.0
 
@@ -39,6 +48,7 @@ class Question:
     # per candidate: rule, passage, rank, cosine, coverage, type_ok, bigram, names_found of its passage
     rule: tuple[tuple[float, ...], ...]
     evidence: dict[str, float]  # question-level rule evidence (answer.evidence without the learned parts)
+    kind: str = ""  # "answerable", "impossible" (SQuAD's unanswerable) or "missing" (its paragraph taken out)
 
 
 def write_corpus(articles: list[dict[str, Any]], folder: Path) -> dict[tuple[int, int], str]:
@@ -57,17 +67,28 @@ def write_corpus(articles: list[dict[str, Any]], folder: Path) -> dict[tuple[int
     return stems
 
 
+def without(r: Retrieval, doc_id: str, index: Index) -> Retrieval:
+    """The retrieval as if document `doc_id` were not in the index: its passages dropped, later ranks moved up."""
+    keep = [i for i, pos in enumerate(r.positions) if index.passages[int(pos)].doc_id != doc_id]
+    new_rank = {old: new for new, old in enumerate(keep)}
+    sentences = tuple(replace(s, rank=new_rank[s.rank]) for s in r.sentences if s.rank in new_rank)
+    pick = np.asarray(keep, dtype=np.int64)
+    return replace(r, positions=r.positions[pick], scores=r.scores[pick], bm25=r.bm25[pick], dense=r.dense[pick],
+                   sentence=r.sentence[pick], sentences=sentences)  # fmt: skip
+
+
 def collect(
     articles: list[dict[str, Any]], workdir: Path, candidates: int, sample: int, seed: int,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, missing: int = 0,
 ) -> list[Question]:  # fmt: skip
-    """Build an index of the articles' paragraphs under `workdir` and gather every sampled question's candidates."""
+    """Build an index of the articles' paragraphs under `workdir` and gather every sampled question's candidates:
+    `sample` answerable, half as many unanswerable, and `missing` answerable ones asked without their paragraph."""
     from leftqa.index.builder import build_index, stale_reason
     from leftqa.index.embed import load_embedder
     from leftqa.qa.assistant import Assistant
 
     settings = Settings(corpus_dir=workdir / "corpus", index_dir=workdir / "index", top_k=10, scorer="none")
-    write_corpus(articles, settings.corpus_dir)
+    stems = write_corpus(articles, settings.corpus_dir)
     if stale_reason(settings):
         log(f"indexing {sum(len(a['paragraphs']) for a in articles):,} held-out paragraphs in {settings.index_dir}")
         build_index(settings, load_embedder(settings.model))
@@ -81,13 +102,23 @@ def collect(
     answerable = [r for r in rows if not r[2].get("is_impossible")]
     impossible = [r for r in rows if r[2].get("is_impossible")]
     picked = rng.sample(answerable, min(sample, len(answerable))) + rng.sample(impossible, min(sample // 2, len(impossible)))
+    kinds = ["impossible" if r[2].get("is_impossible") else "answerable" for r in picked]
+    if missing:
+        # Drawn after the others with their own generator, so adding them leaves the rest of the sample as it was.
+        taken = {id(r[2]) for r in picked}
+        rest = [r for r in answerable if id(r[2]) not in taken]
+        extra = random.Random(seed + 1).sample(rest, min(missing, len(rest)))
+        picked, kinds = picked + extra, kinds + ["missing"] * len(extra)
+    doc_of = _doc_ids(index, stems)
     out: list[Question] = []
-    for n, (a, p, q) in enumerate(picked, start=1):
+    for n, ((a, p, q), kind) in enumerate(zip(picked, kinds), start=1):
         question = " ".join(q["question"].split())
-        r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER))
+        r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER) + (4 if kind == "missing" else 0))
+        if kind == "missing":
+            r = without(r, doc_of.get(stems[(a, p)], stems[(a, p)]), index)
         cands = ans.score_sentences(index, r)
         head = cands[:candidates]
-        gold = _gold_sentence(articles[a]["paragraphs"][p], q)
+        gold = None if kind == "missing" else _gold_sentence(articles[a]["paragraphs"][p], q)
         texts = tuple(ans.scored_text(index, c) for c in head)
         labels = tuple(int(gold is not None and normalise(t) == gold) for t in texts)
         chosen = ans.select(cands, 3, index)
@@ -95,9 +126,20 @@ def collect(
         names = {c.pos: ans.quoted_name_coverage(index, (c,), question) for c in head}
         rule = tuple((c.rule, c.passage, float(c.rank), c.cosine, c.coverage, c.type_ok, c.bigram, names[c.pos]) for c in head)
         ev = {**ev, "strict": float(r.answer_type in ans.STRICT_TYPES)}
-        out.append(Question(str(q.get("id", n)), question, not q.get("is_impossible"), texts, labels, rule, ev))
+        out.append(Question(str(q.get("id", n)), question, kind == "answerable", texts, labels, rule, ev, kind))
         if n % 500 == 0:
             log(f"collected {n:,}/{len(picked):,} questions")
+    return out
+
+
+def _doc_ids(index: Index, stems: dict[tuple[int, int], str]) -> dict[str, str]:
+    """File stem -> the doc_id its passages carry in the index."""
+    wanted = set(stems.values())
+    out: dict[str, str] = {}
+    for p in index.passages:
+        stem = Path(p.doc_id).stem
+        if stem in wanted:
+            out.setdefault(stem, p.doc_id)
     return out
 
 
@@ -122,7 +164,8 @@ def load_questions(path: Path) -> list[Question]:
     for line in path.read_text("utf-8").splitlines():
         d = json.loads(line)
         out.append(Question(d["qid"], d["question"], d["answerable"], tuple(d["texts"]), tuple(d["labels"]),
-                            tuple(tuple(r) for r in d["rule"]), d["evidence"]))  # fmt: skip
+                            tuple(tuple(r) for r in d["rule"]), d["evidence"],
+                            d.get("kind") or ("answerable" if d["answerable"] else "impossible")))  # fmt: skip
     return out
 
 
@@ -182,10 +225,13 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
     rows = [candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
     fold_of = [i % folds for i in range(len(questions))]
     metrics: dict[str, Any] = {"questions": len(questions), "answerable": sum(q.answerable for q in questions)}
+    for kind in ("impossible", "missing"):
+        metrics[f"{kind}_questions"] = sum(1 for q in questions if q.kind == kind)
     top1 = {"rules": [], "cross_encoder": [], "combined": []}
     gold_in_head = []
     answer_scores: list[float] = []
     answer_labels: list[bool] = []
+    answer_kinds: list[str] = []
     for k in range(folds + 1):  # folds 0..folds-1 measure; the last pass fits on everything
         train_idx = [i for i in range(len(questions)) if k == folds or fold_of[i] != k]
         test_idx = [] if k == folds else [i for i in range(len(questions)) if fold_of[i] == k]
@@ -206,9 +252,13 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
                 top1["combined"].append(bool(labels[int(np.argmax(ranker.logit(rows[i])))]))
             answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability))
             answer_labels.append(q.answerable)
+            answer_kinds.append(q.kind)
     metrics["cv_top1_answerable"] = {k: round(float(np.mean(v)), 4) if v else math.nan for k, v in top1.items()}
     metrics["cv_gold_in_candidates"] = round(float(np.mean(gold_in_head)), 4) if gold_in_head else math.nan
     metrics["cv_answerability_auc"] = round(auc(answer_scores, answer_labels), 4)
+    for kind in sorted(set(answer_kinds) - {"answerable", ""}):
+        pick = [i for i, k in enumerate(answer_kinds) if k in ("answerable", kind)]
+        metrics[f"cv_answerability_auc_{kind}"] = round(auc([answer_scores[i] for i in pick], [answer_labels[i] for i in pick]), 4)
     return {"ranker": ranker, "answerability": answerability, "metrics": metrics}
 
 

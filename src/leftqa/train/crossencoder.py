@@ -33,6 +33,9 @@ class TrainConfig:
     # Stop after this many steps (0: run the whole schedule). The learning-rate schedule still spans every
     # pair, so a run stopped at step S is the same as the first S steps of the full run.
     max_steps: int = 0
+    # Keep the word embeddings as pre-trained: their optimiser update is a fifth of each step's time on CPU
+    # (measured 42 -> 50 pairs/s, 4 layers). Off by default so the shipped model's command reproduces it.
+    freeze_embeddings: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,10 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
     if config.layers < model.config.num_hidden_layers:
         model.bert.encoder.layer = model.bert.encoder.layer[: config.layers]
         model.config.num_hidden_layers = config.layers
+    if config.freeze_embeddings:
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     steps = len(length_batches(pairs, config.batch, random.Random(0))) * config.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     warm = max(1, int(config.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     lossf = torch.nn.BCEWithLogitsLoss()

@@ -36,7 +36,7 @@ def squad_train_file(path: Path) -> Path:
 def run_training(
     squad: Path, out: Path, workdir: Path, config: TrainConfig, pairs: int, holdout: int, combiner_sample: int,
     candidates: int = 16, checkpoint: Path | None = None, log: Callable[[str], None] = combiner.stderr_log,
-    serve_candidates: int = 8,
+    serve_candidates: int = 8, combiner_missing: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or take `checkpoint`), export, fit the combination and write the scorer folder `out` atomically."""
     t0 = time.time()
@@ -65,13 +65,14 @@ def run_training(
     _write_manifest(export, {"version": "unfitted", "max_length": config.max_length, "candidates": candidates})
     scorer = AnswerScorer.load(export, threads=config.threads)
     # Collecting is the slow half of the fit and does not depend on the cross-encoder: cached in the workdir.
-    cache = workdir / f"heldout-questions-{candidates}-{combiner_sample}-{config.seed}.jsonl"
+    # The name carries what shapes the cache; CACHE_VERSION changes with the features collected per candidate.
+    cache = workdir / f"heldout-questions-v{combiner.CACHE_VERSION}-{candidates}-{combiner_sample}-{combiner_missing}-{config.seed}.jsonl"
     if cache.exists():
         questions = combiner.load_questions(cache)
         log(f"{len(questions):,} held-out questions from {cache}")
     else:
         log("collecting held-out questions through the pipeline")
-        questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log)
+        questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log, combiner_missing)
         combiner.save_questions(questions, cache)
     fitted = combiner.fit(questions, scorer, log=log)
     model_sha = file_sha256(export / "model.onnx")
@@ -160,7 +161,8 @@ best word-overlap one and a random one), the best word-overlap sentence of anoth
 unanswerable questions the sentence of the plausible answer (negatives). {t['pairs_used']:,} of
 {t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.
 
-Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight decay {c['weight_decay']}),
+Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight decay {c['weight_decay']}), word
+embeddings {'frozen' if c.get('freeze_embeddings') else 'trained'},
 {int(c['warmup'] * 100)}% warm-up then linear decay, gradient clip 1.0, length-bucketed batches, seed {c['seed']},
 {c['threads']} CPU threads. Run: {json.dumps(t['run'])}.
 
@@ -171,7 +173,12 @@ Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight de
 | cross-encoder alone | {top1['cross_encoder']:.3f} |
 | ranker (cross-encoder + rules) | {top1['combined']:.3f} |
 | gold sentence among the {m['fit_candidates']} scored candidates | {met['cv_gold_in_candidates']:.3f} |
-| answerability AUC (answerable vs unanswerable) | {met['cv_answerability_auc']:.3f} |
+| answerability AUC (answerable vs every unanswerable kind) | {met['cv_answerability_auc']:.3f} |
+{_kind_rows(met)}
+The answerability fit reads {met['answerable']:,} answerable questions, {met.get('impossible_questions', 0):,} of SQuAD's
+unanswerable ones and {met.get('missing_questions', 0):,} "missing" ones: answerable questions asked with their own paragraph
+taken out of the retrieval, so the rest of the article is on the subject but does not give the fact (what a
+reader's near-topic question looks like).
 
 End-to-end figures on SQuAD dev and on the project's locked test split are in the README (*Evaluation*) with
 the commands that produce them.
@@ -183,11 +190,26 @@ adversarial, so answerability is tuned for questions that look answerable.
 
 ## Retrain
 ```
-.venv/bin/leftqa train-scorer --squad ../shared/data/squad2 --pairs {t['pairs_used']} --layers {c['layers']}
+.venv/bin/leftqa train-scorer --squad ../shared/data/squad2 --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}
 ```
 (one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).
-About {m['seconds'] / 60:.0f} minutes on a 2-core CPU for this run.
+For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}, export and fits {_minutes(m['seconds'])}.
 """
+
+
+def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
+    out = " --freeze-embeddings" if c.get("freeze_embeddings") else ""
+    return out + (f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else "")
+
+
+def _minutes(seconds: Any) -> str:
+    return f"{float(seconds) / 60:.0f} minutes" if isinstance(seconds, (int, float)) else "not recorded"
+
+
+def _kind_rows(met: dict[str, Any]) -> str:
+    names = {"impossible": "SQuAD's unanswerable", "missing": "missing (own paragraph taken out)"}
+    return "".join(f"| answerability AUC (answerable vs {names.get(k, k)}) | {met[f'cv_answerability_auc_{k}']:.3f} |\n"
+                   for k in ("impossible", "missing") if f"cv_answerability_auc_{k}" in met)  # fmt: skip
 
 
 def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:
