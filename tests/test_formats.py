@@ -304,3 +304,22 @@ def test_heavy_parsers_are_imported_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_docx_bomb_placed_in_the_corpus_folder_is_skipped_unread(tmp_path: Path) -> None:
+    """The unpack limit holds for files copied into corpus/ by hand, not only for uploads and `leftqa add`."""
+    import zipfile
+
+    from leftqa.ingest.documents import MAX_UNPACKED_BYTES
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notes.md").write_text("# Notes\n\nA markdown note about the Tenth Party Congress.\n", encoding="utf-8")
+    with zipfile.ZipFile(corpus / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        with z.open("word/document.xml", "w") as part:
+            for _ in range(MAX_UNPACKED_BYTES // (1 << 20) + 1):
+                part.write(b"\0" * (1 << 20))
+    docs, warnings = read_corpus(corpus)
+    assert [d.doc_id for d in docs] == ["notes.md"]
+    assert warnings == ["bomb.docx: the DOCX package unpacks to 301 MB in 2 parts, over the 300 MB limit (a zip bomb?), skipped"]

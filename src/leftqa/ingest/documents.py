@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from leftqa.errors import SourceError
 
@@ -85,3 +86,29 @@ def load_bytes(path: Path, doc_id: str, limit: int = MAX_FILE_BYTES) -> bytes:
     if not data or (len(data) < 65536 and not data.strip()):
         raise SourceError(f"{doc_id}: empty file, skipped")
     return data
+
+
+# A DOCX is a zip package: its parts are inflated in memory when read, so a small file that unpacks to gigabytes
+# (a zip bomb) is refused by the sizes its parts unpack to, before anything inflates them.
+MAX_UNPACKED_BYTES = 300_000_000
+MAX_PACKAGE_PARTS = 10_000
+
+
+def check_package(package: Path | IO[bytes], label: str, limit: int = MAX_UNPACKED_BYTES, action: str = "skipped") -> None:
+    """SourceError when a zip package would unpack to more than `limit` bytes or holds absurdly many parts.
+
+    Python's zipfile never inflates a part beyond the size its header declares, so the declared sizes bound what
+    reading the package can cost; a package that is not a readable zip is left for the reader to report."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(package) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    unpacked = sum(p.file_size for p in parts)
+    if unpacked > limit or len(parts) > MAX_PACKAGE_PARTS:
+        raise SourceError(
+            f"{label}: the DOCX package unpacks to {unpacked / 1e6:,.0f} MB in {len(parts):,} parts, over the "
+            f"{limit / 1e6:.0f} MB limit (a zip bomb?), {action}"
+        )

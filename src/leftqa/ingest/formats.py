@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from leftqa.errors import SourceError
-from leftqa.ingest.documents import INTRO, MAX_PACKAGE_BYTES, Block, Document, decode, load_bytes, title_from_name
+from leftqa.ingest.documents import INTRO, MAX_PACKAGE_BYTES, Block, Document, check_package, decode, load_bytes, title_from_name
 
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # Elements whose boundaries end a paragraph; everything else (a, em, span, …) is inline.
@@ -244,6 +244,7 @@ def read_docx(path: Path, doc_id: str) -> Document:
     data = load_bytes(path, doc_id, MAX_PACKAGE_BYTES)
     if not data.startswith(b"PK"):
         raise SourceError(f"{doc_id}: not a DOCX file (not a zip package), skipped")
+    check_package(io.BytesIO(data), doc_id)  # a file copied into corpus/ by hand never went through `leftqa add`
     import docx
 
     try:

@@ -16,14 +16,10 @@ from urllib.parse import urlsplit
 from leftqa.errors import CorpusError, SourceError
 from leftqa.files import atomic_write_bytes, file_sha256
 from leftqa.ingest.corpus import READERS, SIDECAR, read_source_url, sidecar_path, source_digests
-from leftqa.ingest.documents import MAX_FILE_BYTES, MAX_PACKAGE_BYTES
+from leftqa.ingest.documents import MAX_FILE_BYTES, MAX_PACKAGE_BYTES, MAX_UNPACKED_BYTES, check_package
 
 WEB_FOLDER = "web"
 _PACKAGE_SUFFIXES = (".pdf", ".docx")
-# A DOCX is a zip package: its parts are inflated in memory when read, so a small file that unpacks to gigabytes
-# (a zip bomb) is refused by the sizes its parts unpack to, before anything is copied or read.
-MAX_UNPACKED_BYTES = 300_000_000
-MAX_PACKAGE_PARTS = 10_000
 _CONTENT_TYPES = {
     "text/html": ".html",
     "application/xhtml+xml": ".html",
@@ -180,25 +176,9 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
 
 
 def check_unpacked_size(path: Path, label: str, limit: int = MAX_UNPACKED_BYTES) -> None:
-    """SourceError when a DOCX package would unpack to more than `limit` bytes or holds absurdly many parts.
-
-    Python's zipfile never inflates a part beyond the size its header declares, so the declared sizes bound what
-    reading the package can cost; a package that is not a readable zip is left for the reader to report."""
-    if Path(path).suffix.lower() != ".docx":
-        return
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as package:
-            parts = package.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return
-    unpacked = sum(p.file_size for p in parts)
-    if unpacked > limit or len(parts) > MAX_PACKAGE_PARTS:
-        raise SourceError(
-            f"{label}: the DOCX package unpacks to {unpacked / 1e6:,.0f} MB in {len(parts):,} parts, over the "
-            f"{limit / 1e6:.0f} MB limit (a zip bomb?), not copied"
-        )
+    """SourceError when a DOCX file would unpack to more than `limit` bytes (`check_package`), before it is copied."""
+    if Path(path).suffix.lower() == ".docx":
+        check_package(path, label, limit, "not copied")
 
 
 def safe_file_name(name: str) -> str:
