@@ -48,7 +48,7 @@ class Question:
     # per candidate: rule, passage, rank, cosine, coverage, type_ok, bigram, names_found of its passage
     rule: tuple[tuple[float, ...], ...]
     evidence: dict[str, float]  # question-level rule evidence (answer.evidence without the learned parts)
-    kind: str = ""  # "answerable", "impossible" (SQuAD's unanswerable) or "missing" (its paragraph taken out)
+    kind: str  # "answerable", "impossible" (SQuAD's unanswerable) or "missing" (its paragraph taken out)
 
 
 def write_corpus(articles: list[dict[str, Any]], folder: Path) -> dict[tuple[int, int], str]:
@@ -109,13 +109,12 @@ def collect(
         rest = [r for r in answerable if id(r[2]) not in taken]
         extra = random.Random(seed + 1).sample(rest, min(missing, len(rest)))
         picked, kinds = picked + extra, kinds + ["missing"] * len(extra)
-    doc_of = _doc_ids(index, stems)
     out: list[Question] = []
     for n, ((a, p, q), kind) in enumerate(zip(picked, kinds), start=1):
         question = " ".join(q["question"].split())
-        r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER) + (4 if kind == "missing" else 0))
+        r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER))
         if kind == "missing":
-            r = without(r, doc_of.get(stems[(a, p)], stems[(a, p)]), index)
+            r = without(r, f"{stems[(a, p)]}.txt", index)  # its doc_id: the file's path in the corpus
         cands = ans.score_sentences(index, r)
         head = cands[:candidates]
         gold = None if kind == "missing" else _gold_sentence(articles[a]["paragraphs"][p], q)
@@ -129,17 +128,6 @@ def collect(
         out.append(Question(str(q.get("id", n)), question, kind == "answerable", texts, labels, rule, ev, kind))
         if n % 500 == 0:
             log(f"collected {n:,}/{len(picked):,} questions")
-    return out
-
-
-def _doc_ids(index: Index, stems: dict[tuple[int, int], str]) -> dict[str, str]:
-    """File stem -> the doc_id its passages carry in the index."""
-    wanted = set(stems.values())
-    out: dict[str, str] = {}
-    for p in index.passages:
-        stem = Path(p.doc_id).stem
-        if stem in wanted:
-            out.setdefault(stem, p.doc_id)
     return out
 
 
@@ -164,8 +152,7 @@ def load_questions(path: Path) -> list[Question]:
     for line in path.read_text("utf-8").splitlines():
         d = json.loads(line)
         out.append(Question(d["qid"], d["question"], d["answerable"], tuple(d["texts"]), tuple(d["labels"]),
-                            tuple(tuple(r) for r in d["rule"]), d["evidence"],
-                            d.get("kind") or ("answerable" if d["answerable"] else "impossible")))  # fmt: skip
+                            tuple(tuple(r) for r in d["rule"]), d["evidence"], d["kind"]))  # fmt: skip
     return out
 
 
@@ -256,7 +243,7 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
     metrics["cv_top1_answerable"] = {k: round(float(np.mean(v)), 4) if v else math.nan for k, v in top1.items()}
     metrics["cv_gold_in_candidates"] = round(float(np.mean(gold_in_head)), 4) if gold_in_head else math.nan
     metrics["cv_answerability_auc"] = round(auc(answer_scores, answer_labels), 4)
-    for kind in sorted(set(answer_kinds) - {"answerable", ""}):
+    for kind in sorted(set(answer_kinds) - {"answerable"}):
         pick = [i for i, k in enumerate(answer_kinds) if k in ("answerable", kind)]
         metrics[f"cv_answerability_auc_{kind}"] = round(auc([answer_scores[i] for i in pick], [answer_labels[i] for i in pick]), 4)
     return {"ranker": ranker, "answerability": answerability, "metrics": metrics}

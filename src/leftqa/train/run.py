@@ -65,7 +65,7 @@ def run_training(
     _write_manifest(export, {"version": "unfitted", "max_length": config.max_length, "candidates": candidates})
     scorer = AnswerScorer.load(export, threads=config.threads)
     # Collecting is the slow half of the fit and does not depend on the cross-encoder: cached in the workdir.
-    # The name carries what shapes the cache; CACHE_VERSION changes with the features collected per candidate.
+    # The name carries what shapes the cache; CACHE_VERSION changes with what is collected per question.
     cache = workdir / f"heldout-questions-v{combiner.CACHE_VERSION}-{candidates}-{combiner_sample}-{combiner_missing}-{config.seed}.jsonl"
     if cache.exists():
         questions = combiner.load_questions(cache)
