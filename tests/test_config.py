@@ -40,6 +40,7 @@ def test_frozen_and_with_() -> None:
         ({"batch_size": 0}, "batch_size"),
         ({"max_question_chars": 0}, "max_question_chars"),
         ({"threads": -1}, "threads"),
+        ({"scorer_threads": -1}, "scorer_threads"),
     ],
 )
 def test_invalid_settings_raise_config_error(changes: dict, message: str) -> None:

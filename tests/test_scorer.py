@@ -123,3 +123,12 @@ def test_linear_standardises_then_weighs() -> None:
 def test_sigmoid_is_stable_at_the_extremes() -> None:
     assert sigmoid(0.0) == 0.5
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
+
+
+def test_the_assistant_loads_the_scorer_with_its_own_thread_count(scorer_dir: Path) -> None:
+    from leftqa.config import Settings
+    from leftqa.qa.assistant import load_scorer
+
+    for n in (1, 2):
+        scorer = load_scorer(Settings(scorer=str(scorer_dir), scorer_threads=n, threads=1))
+        assert scorer is not None and scorer._session.get_session_options().intra_op_num_threads == n

@@ -214,7 +214,7 @@ def load_scorer(settings: Settings) -> AnswerScorer | None:
     fitted_on = read_info(folder).extra.get("embedding_model", BUNDLED_MODEL)
     if split_backend(fitted_on)[1] != split_backend(settings.model)[1]:
         return None
-    return AnswerScorer.load(folder, threads=settings.threads)
+    return AnswerScorer.load(folder, threads=settings.scorer_threads)
 
 
 def scorer_id(scorer: AnswerScorer | None) -> str:
