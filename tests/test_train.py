@@ -158,3 +158,56 @@ def test_without_drops_a_documents_passages_and_moves_later_ranks_up() -> None:
     assert w.dense.tolist() == [0.5, 0.3] and w.sentence.tolist() == [0.6, 0.4]
     assert [(s.rank, s.pos) for s in w.sentences] == [(0, 3), (1, 0)]
     assert without(r, "elsewhere.txt", index).positions.tolist() == order.tolist()
+
+
+def test_pairs_carry_their_question_number_and_group_whole() -> None:
+    from leftqa.train.pairs import grouped
+
+    art = _article("Fenwick", [
+        (PARA, [_q("a", "Who led the Harbour Committee?", "Marta Quell", PARA),
+                _q("b", "Who led the lighthouse committee?", "Marta Quell", PARA, impossible=True)]),
+        (OTHER, [_q("c", "Who kept the light?", "Edwin Tallow", OTHER)]),
+    ])  # fmt: skip
+    pairs = list(make_pairs([art], seed=1))
+    groups = grouped(pairs)
+    assert [g[0].question for g in groups] == ["Who led the Harbour Committee?", "Who led the lighthouse committee?", "Who kept the light?"]
+    assert [p.group for p in pairs] == [0] * len(groups[0]) + [1] * len(groups[1]) + [2] * len(groups[2])
+    assert [sum(p.label for p in g) for g in groups] == [1.0, 0.0, 1.0]
+
+
+def test_group_batches_keep_every_question_whole_and_in_one_batch() -> None:
+    import random
+
+    from leftqa.train.crossencoder import group_batches
+
+    groups = [[Pair(f"q{g}", f"s{g}-{i}", float(i == 0), g) for i in range(3 + g % 3)] for g in range(40)]
+    batches = group_batches(groups, 8, random.Random(0), pool=2)
+    seen = [p for b in batches for p in b]
+    assert sorted((p.group, p.sentence) for p in seen) == sorted((p.group, p.sentence) for g in groups for p in g)
+    for b in batches:  # a question's pairs are adjacent, and no question is split across batches
+        order = [p.group for p in b]
+        runs = [k for i, k in enumerate(order) if i == 0 or order[i - 1] != k]
+        assert len(runs) == len(set(order))
+    where = {}
+    for n, b in enumerate(batches):
+        for p in b:
+            assert where.setdefault(p.group, n) == n
+
+
+def test_listwise_loss_is_a_softmax_against_a_no_answer_logit_of_zero() -> None:
+    torch = pytest.importorskip("torch")
+    from leftqa.train.crossencoder import listwise_loss
+
+    rows = [Pair("a", "x", 1.0, 0), Pair("a", "y", 0.0, 0), Pair("b", "z", 0.0, 1), Pair("b", "w", 0.0, 1)]
+    logits = torch.tensor([2.0, 1.0, -1.0, 0.5])
+    # question a: target its positive among [0, 2, 1]; question b (no positive): target the no-answer slot of [0, -1, 0.5]
+    a = -2.0 + np.log(np.exp(0.0) + np.exp(2.0) + np.exp(1.0))
+    b = 0.0 + np.log(np.exp(0.0) + np.exp(-1.0) + np.exp(0.5))
+    assert float(listwise_loss(logits, rows)) == pytest.approx((a + b) / 2, abs=1e-6)
+
+
+def test_an_unknown_loss_is_refused() -> None:
+    from leftqa.train.crossencoder import TrainConfig, train
+
+    with pytest.raises(TrainingError, match="unknown loss"):
+        train([Pair("q", "s", 1.0, 0)], Path("/nonexistent"), TrainConfig(loss="hinge"))

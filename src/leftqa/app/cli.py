@@ -223,7 +223,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
     from leftqa.train.run import run_training, with_config
 
     config = with_config(TrainConfig(), layers=args.layers, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                         max_steps=args.max_steps, freeze_embeddings=args.freeze_embeddings)  # fmt: skip
+                         max_steps=args.max_steps, freeze_embeddings=args.freeze_embeddings, loss=args.loss)  # fmt: skip
     out = Path(args.out) if args.out else BUNDLED_SCORER
     with tempfile.TemporaryDirectory(prefix="leftqa-train-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
@@ -352,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of every shuffle and of torch (default 13)")
     p.add_argument("--threads", type=int, help="CPU threads (default 2)")
     p.add_argument("--freeze-embeddings", action="store_true", default=None, help="keep the word embeddings as pre-trained (~20%% faster on CPU)")
+    p.add_argument("--loss", choices=("pointwise", "listwise"), help="pointwise: BCE per pair (default); listwise: each question's sentences and a no-answer option in one softmax")
     p.add_argument("--max-steps", type=int, help="stop after this many steps, the schedule still spanning every pair (default: all)")
     p.add_argument("--holdout", type=int, default=40, help="articles held out for the ranker and answerability fits (default 40)")
     p.add_argument("--combiner-sample", type=int, default=2500, help="held-out answerable questions for the fits, plus half as many unanswerable (default 2500)")

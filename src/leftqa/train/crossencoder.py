@@ -36,6 +36,11 @@ class TrainConfig:
     # Keep the word embeddings as pre-trained: their optimiser update is a fifth of each step's time on CPU
     # (measured 42 -> 50 pairs/s, 4 layers). Off by default so the shipped model's command reproduces it.
     freeze_embeddings: bool = False
+    # "pointwise": binary cross-entropy per pair (the shipped model). "listwise": each question's sentences and a
+    # fixed no-answer logit of 0 compete in one softmax; the target is the answer sentence, or no-answer for an
+    # unanswerable question. It trains the choice the ranker makes (one sentence among several) and, through the
+    # no-answer option, an absolute "this answers" scale, as SQuAD 2.0 span readers do with their [CLS] score.
+    loss: str = "pointwise"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,45 @@ def length_batches(pairs: Sequence[Pair], batch: int, rng: random.Random, pool: 
     return out
 
 
+def group_batches(groups: Sequence[Sequence[Pair]], batch: int, rng: random.Random, pool: int = 64) -> list[list[Pair]]:
+    """Shuffled batches of whole questions, about `batch` pairs each, questions of similar length together."""
+    order = list(range(len(groups)))
+    rng.shuffle(order)
+    per = max(1, round(batch / max(1.0, sum(len(g) for g in groups) / max(1, len(groups)))))
+    out: list[list[Pair]] = []
+    for lo in range(0, len(order), per * pool):
+        chunk = sorted(order[lo : lo + per * pool], key=lambda i: max(len(p.question) + len(p.sentence) for p in groups[i]))
+        out.extend([p for i in chunk[j : j + per] for p in groups[i]] for j in range(0, len(chunk), per))
+    rng.shuffle(out)
+    return out
+
+
+def listwise_loss(logits, rows: Sequence[Pair]):  # noqa: ANN001, ANN201 - torch tensors
+    """Mean over the batch's questions of -log softmax([0, logits of its sentences])[target], the target being
+    its positive sentence or, when it has none, the no-answer slot 0."""
+    import torch
+
+    losses = []
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end].group == rows[start].group:
+            end += 1
+        z = torch.cat([logits.new_zeros(1), logits[start:end]])
+        target = next((i + 1 for i, r in enumerate(rows[start:end]) if r.label > 0), 0)
+        losses.append(torch.logsumexp(z, 0) - z[target])
+        start = end
+    return torch.stack(losses).mean()
+
+
+def _batches(pairs: Sequence[Pair], config: TrainConfig, rng: random.Random) -> list[list[Pair]]:
+    if config.loss == "listwise":
+        from leftqa.train.pairs import grouped
+
+        return group_batches(grouped(pairs), config.batch, rng)
+    return length_batches(pairs, config.batch, rng)
+
+
 def base_model_path() -> str:
     """The bundled MiniLM's folder (the starting weights)."""
     try:
@@ -74,6 +118,8 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
     """Train on `pairs` (in the given order) and write checkpoints (safetensors, config, tokenizer) to `out`."""
     if not pairs:
         raise TrainingError("no training pairs")
+    if config.loss not in ("pointwise", "listwise"):
+        raise TrainingError(f"unknown loss {config.loss!r}; choose pointwise or listwise")
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -91,7 +137,7 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
         model.config.num_hidden_layers = config.layers
     if config.freeze_embeddings:
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    steps = len(length_batches(pairs, config.batch, random.Random(0))) * config.epochs
+    steps = len(_batches(pairs, config, random.Random(0))) * config.epochs
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     warm = max(1, int(config.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
@@ -101,11 +147,14 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
     t0 = time.time()
     step = seen = 0
     for epoch in range(config.epochs):
-        for rows in length_batches(pairs, config.batch, random.Random(config.seed + epoch)):
+        for rows in _batches(pairs, config, random.Random(config.seed + epoch)):
             enc = tok([r.question for r in rows], [r.sentence for r in rows], truncation="only_second",
                       max_length=config.max_length, padding=True, return_tensors="pt")  # fmt: skip
-            y = torch.tensor([r.label for r in rows], dtype=torch.float32)
-            loss = lossf(model(**enc).logits.squeeze(-1), y)
+            logits = model(**enc).logits.squeeze(-1)
+            if config.loss == "listwise":
+                loss = listwise_loss(logits, rows)
+            else:
+                loss = lossf(logits, torch.tensor([r.label for r in rows], dtype=torch.float32))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

@@ -8,9 +8,9 @@ import gzip
 import json
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from leftqa.errors import TrainingError
 from leftqa.ingest.chunking import split_sentences
@@ -30,6 +30,9 @@ class Pair:
     question: str
     sentence: str
     label: float
+    # Which question it belongs to (numbered in `make_pairs` order): the listwise loss compares one question's
+    # sentences with each other. Not part of equality: the same pair is the same example whatever its number.
+    group: int = field(default=-1, compare=False)
 
 
 def load_squad(path: Path) -> list[dict[str, Any]]:
@@ -64,6 +67,7 @@ def answer_sentence(spans: list[tuple[int, int]], start: int) -> int | None:
 def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2, cross_paragraph: int = 1) -> Iterator[Pair]:
     """Pairs of every question of the articles, in article order (shuffle them for training)."""
     rng = random.Random(seed)
+    group = -1
     for article in articles:
         paras = []
         for p in article["paragraphs"]:
@@ -85,18 +89,19 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
                 if not impossible and gold is None:
                     continue
                 qt = _content(question)
+                group += 1
                 others = sorted((i for i in range(len(sents)) if i != gold), key=lambda i: -len(qt & toks[i]))
                 if impossible:
                     if gold is not None:
-                        yield Pair(question, sents[gold], 0.0)  # written to look answerable by this sentence
+                        yield Pair(question, sents[gold], 0.0, group)  # written to look answerable by this sentence
                     chosen = others[:1]
                 else:
-                    yield Pair(question, sents[gold], 1.0)
+                    yield Pair(question, sents[gold], 1.0, group)
                     chosen = others[: max(1, in_paragraph - 1)]
                     rest = others[len(chosen) :]
                     if rest and in_paragraph > 1:
                         chosen.append(rng.choice(rest))
-                yield from (Pair(question, sents[i], 0.0) for i in chosen)
+                yield from (Pair(question, sents[i], 0.0, group) for i in chosen)
                 if cross_paragraph:
                     best, overlap = None, 0
                     for pj, (c2, sp2, t2) in enumerate(paras):
@@ -108,4 +113,12 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
                     if best is not None:
                         c2, sp2, _ = paras[best[0]]
                         s, e = sp2[best[1]]
-                        yield Pair(question, c2[s:e], 0.0)
+                        yield Pair(question, c2[s:e], 0.0, group)
+
+
+def grouped(pairs: Sequence[Pair]) -> list[list[Pair]]:
+    """Pairs gathered by question (`Pair.group`), groups in order of first appearance."""
+    out: dict[int, list[Pair]] = {}
+    for p in pairs:
+        out.setdefault(p.group, []).append(p)
+    return list(out.values())

