@@ -35,12 +35,17 @@ def _q(qid: str, question: str, answer: str, context: str, impossible: bool = Fa
     return {"id": qid, "question": question, "is_impossible": False, "answers": [span]}
 
 
-def test_pairs_mark_the_answer_sentence_and_choose_hard_negatives() -> None:
-    art = _article("Fenwick", [
+def _fenwick() -> dict:
+    """Two paragraphs: an answerable and an unanswerable question on the first, one answerable on the second."""
+    return _article("Fenwick", [
         (PARA, [_q("a", "Who led the Harbour Committee?", "Marta Quell", PARA),
                 _q("b", "Who led the lighthouse committee?", "Marta Quell", PARA, impossible=True)]),
         (OTHER, [_q("c", "Who kept the light?", "Edwin Tallow", OTHER)]),
     ])  # fmt: skip
+
+
+def test_pairs_mark_the_answer_sentence_and_choose_hard_negatives() -> None:
+    art = _fenwick()
     pairs = list(make_pairs([art], seed=1))
     s0, s1, s2 = "The Harbour Committee was led by Marta Quell.", "She organised the first public meeting in the town hall.", "The breakwater was finished in 1840."
     o0, o1 = "The lighthouse keepers lived on the point near the harbour.", "Edwin Tallow kept the light for thirty years."
@@ -163,11 +168,7 @@ def test_without_drops_a_documents_passages_and_moves_later_ranks_up() -> None:
 def test_pairs_carry_their_question_number_and_group_whole() -> None:
     from leftqa.train.pairs import grouped
 
-    art = _article("Fenwick", [
-        (PARA, [_q("a", "Who led the Harbour Committee?", "Marta Quell", PARA),
-                _q("b", "Who led the lighthouse committee?", "Marta Quell", PARA, impossible=True)]),
-        (OTHER, [_q("c", "Who kept the light?", "Edwin Tallow", OTHER)]),
-    ])  # fmt: skip
+    art = _fenwick()
     pairs = list(make_pairs([art], seed=1))
     groups = grouped(pairs)
     assert [g[0].question for g in groups] == ["Who led the Harbour Committee?", "Who led the lighthouse committee?", "Who kept the light?"]
