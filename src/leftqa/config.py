@@ -38,7 +38,7 @@ class Settings:
     # The learned answer scorer: "bundled" (shipped in the package), a scorer folder, or "none" (rules only).
     scorer: str = "bundled"
     # ONNX Runtime threads of the answer scorer: unlike a single FAISS or embedder query, its batch of candidate
-    # sentences is large enough to split across two cores (warm ask p50 62 -> 42 ms on the tuning questions).
+    # sentences is large enough to split across two cores (warm ask p50 57 -> 37 ms, benchmarks/scorer_tradeoff.py).
     scorer_threads: int = 2
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from leftqa.errors import TrainingError
-from leftqa.train.pairs import Pair
+from leftqa.train.pairs import Pair, grouped
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,6 @@ def listwise_loss(logits, rows: Sequence[Pair]):  # noqa: ANN001, ANN201 - torch
 
 def _batches(pairs: Sequence[Pair], config: TrainConfig, rng: random.Random) -> list[list[Pair]]:
     if config.loss == "listwise":
-        from leftqa.train.pairs import grouped
-
         return group_batches(grouped(pairs), config.batch, rng)
     return length_batches(pairs, config.batch, rng)
 
