@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leftqa.errors import TrainingError
-from leftqa.train.combiner import auc, fit_logistic
+from leftqa.train.combiner import auc, fit_logistic, fit_softmax
 from leftqa.train.pairs import Pair, load_squad, make_pairs, split_articles
 
 PARA = (
@@ -92,6 +92,33 @@ def test_logistic_fit_separates_and_reports_standardisation() -> None:
         fit_logistic(x, np.ones(len(x)), ("a", "b"), 1.0)
 
 
+def _groups(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Questions of 6 candidates: the labelled one has the highest "useful" value, "shift" is one random value
+    per question (it says nothing about which candidate answers), "noise" is noise."""
+    out = []
+    for _ in range(n):
+        useful = rng.normal(size=6)
+        y = np.zeros(6)
+        y[int(np.argmax(useful + rng.normal(scale=0.3, size=6)))] = 1.0
+        x = np.column_stack([useful, np.full(6, rng.normal(scale=5.0)), rng.normal(size=6)])
+        out.append((x, y))
+    return out
+
+
+def test_softmax_fit_learns_the_within_question_choice() -> None:
+    groups = _groups(np.random.default_rng(1), 300)
+    model = fit_softmax(groups, ("useful", "shift", "noise"), l2=1.0)
+    # A value shared by all of a question's candidates cannot move the softmax: its weight stays at the prior, 0.
+    assert model.weights[0] > 3.0 and model.weights[1] == pytest.approx(0.0, abs=1e-6) and abs(model.weights[2]) < 0.3
+    top1 = np.mean([y[int(np.argmax(model.logit(x)))] for x, y in groups])
+    assert top1 > 0.8
+    # The bias puts the logits on the pointwise scale: on average they predict one labelled row in six.
+    probs = 1.0 / (1.0 + np.exp(-np.concatenate([model.logit(x) for x, _ in groups])))
+    assert probs.mean() == pytest.approx(1 / 6, abs=1e-6)
+    with pytest.raises(TrainingError):
+        fit_softmax([(x, np.zeros(len(x))) for x, _ in groups], ("a", "b", "c"), 1.0)
+
+
 def test_auc_counts_ordered_pairs() -> None:
     assert auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
     assert auc([0.1, 0.9], [True, False]) == 0.0
@@ -123,7 +150,8 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     squad.write_bytes(gzip.compress(json.dumps(_squad(articles)).encode()))
     out = tmp_path / "scorer"
     rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(out), "--pairs", "30", "--layers", "1",
-               "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work")])  # fmt: skip
+               "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work"),
+               "--ranker-loss", "softmax"])  # fmt: skip
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model.onnx", "scorer.json", "tokenizer.json"]
     info = json.loads((out / "scorer.json").read_text())
@@ -131,9 +159,9 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     assert len(info["training"]["held_out_articles"]) == 1 and (info["candidates"], info["fit_candidates"]) == (3, 4)
     # 2 answerable, 1 of SQuAD's unanswerable and 2 answerable ones asked without their paragraph
     assert (info["metrics"]["questions"], info["metrics"]["answerable"], info["metrics"]["missing_questions"]) == (5, 2, 2)
-    assert info["training"]["config"]["freeze_embeddings"] is True
+    assert info["training"]["config"]["freeze_embeddings"] is True and info["metrics"]["ranker_loss"] == "softmax"
     card = (out / "MODEL_CARD.md").read_text()
-    assert "CC BY-SA 4.0" in card and "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2" in card
+    assert "CC BY-SA 4.0" in card and "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax" in card
     scorer = AnswerScorer.load(out)
     assert scorer.info.ranker is not None and scorer.info.answerability is not None
     assert scorer.logits("Who kept the light?", ["Edwin Tallow kept the light.", "The guild met."]).shape == (2,)

@@ -230,6 +230,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
         manifest = run_training(
             Path(args.squad), out, workdir, config, pairs=args.pairs, holdout=args.holdout,
             combiner_sample=args.combiner_sample, combiner_missing=args.combiner_missing, candidates=args.candidates, serve_candidates=args.serve_candidates,
+            ranker_loss=args.ranker_loss,
             checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         )  # fmt: skip
     m = manifest["metrics"]
@@ -358,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combiner-sample", type=int, default=2500, help="held-out answerable questions for the fits, plus half as many unanswerable (default 2500)")
     p.add_argument("--combiner-missing", type=int, default=0, help="held-out answerable questions also asked without their own paragraph, as near-topic unanswerable ones for the answerability fit (default 0)")
     p.add_argument("--candidates", type=int, default=16, help="sentences per question the fits read (default 16)")
+    p.add_argument("--ranker-loss", choices=("pointwise", "softmax"), default="pointwise", help="how the sentence ranker is fitted: pointwise, a logistic model per candidate (default); softmax, one softmax over each question's candidates")
     p.add_argument("--serve-candidates", type=int, default=8, help="sentences per question the scorer reads when answering (default 8)")
     p.add_argument("--checkpoint", metavar="DIR", help="skip training: export and fit this checkpoint (a finished or interrupted run's)")
     p.add_argument("--workdir", metavar="DIR", help="keep checkpoints, the export and the held-out index here (default: a temporary folder)")

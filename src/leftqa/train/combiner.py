@@ -34,6 +34,9 @@ from leftqa.train.pairs import answer_sentence
 CACHE_VERSION = 2  # of the collected questions' layout (2: with "missing" questions and each question's kind)
 RANKER_L2 = 1.0
 ANSWERABILITY_L2 = 1.0
+# "pointwise": a logistic model per candidate; "softmax": one softmax over each question's candidates, the
+# objective of choosing the best one (see `fit_softmax`).
+RANKER_LOSSES = ("pointwise", "softmax")
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,65 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: floa
     return Linear(tuple(features), tuple(float(v) for v in w[:-1]), float(w[-1]), tuple(float(v) for v in mean), tuple(float(v) for v in scale))
 
 
+def fit_softmax(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Sequence[str], l2: float, iters: int = 50) -> Linear:
+    """L2-regularised conditional logit by Newton's method: per group (one question's candidate rows and 0/1
+    labels), the softmax of the linear scores should put its mass on the labelled rows. The bias, which the
+    softmax ignores, is then fitted with the weights fixed so that sigmoid(logit) estimates each row's chance of
+    being labelled, keeping the logits on the pointwise model's scale (the answer layer reads differences and
+    the best value)."""
+    groups = [(x, y) for x, y in groups if len(x) and y.sum() > 0]
+    if not groups:
+        raise TrainingError("the fit needs groups with a labelled row")
+    x_all = np.vstack([x for x, _ in groups])
+    mean = x_all.mean(axis=0)
+    scale = x_all.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    zs = [((x - mean) / scale, y / y.sum()) for x, y in groups]
+
+    def loss(w: np.ndarray) -> float:
+        total = 0.5 * l2 * float(w @ w)
+        for z, t in zs:
+            s = z @ w
+            top = s.max()
+            total += float(top + np.log(np.exp(s - top).sum()) - t @ s)
+        return total
+
+    w = np.zeros(x_all.shape[1])
+    current = loss(w)
+    for _ in range(iters):
+        grad = l2 * w
+        hess = np.diag(np.full(len(w), l2 + 1e-9))
+        for z, t in zs:
+            s = z @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            grad += z.T @ (p - t)
+            zp = z.T @ p
+            hess += (z * p[:, None]).T @ z - np.outer(zp, zp)
+        step = np.linalg.solve(hess, grad)
+        # Damped: a full Newton step can overshoot far from the optimum, so it is halved until the loss falls.
+        for _ in range(30):
+            trial = loss(w - step)
+            if trial <= current:
+                break
+            step = step / 2
+        else:
+            break
+        w, current = w - step, trial
+        if np.abs(step).max() < 1e-7:
+            break
+    s_all = ((x_all - mean) / scale) @ w
+    y_all = np.concatenate([y for _, y in groups]).astype(np.float64)
+    b = 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(s_all + b, -30, 30)))
+        step = float((p - y_all).sum() / max((p * (1 - p)).sum(), 1e-9))
+        b -= step
+        if abs(step) < 1e-9:
+            break
+    return Linear(tuple(features), tuple(float(v) for v in w), float(b), tuple(float(v) for v in mean), tuple(float(v) for v in scale))
+
+
 def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """Area under the ROC curve (probability a random positive outranks a random negative)."""
     pos = [s for s, y in zip(scores, labels) if y]
@@ -201,7 +263,10 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log: Callable[[str], None] = print) -> dict[str, Any]:
+def fit(
+    questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log: Callable[[str], None] = print,
+    ranker_loss: str = "pointwise",
+) -> dict[str, Any]:  # fmt: skip
     """Score every candidate with the cross-encoder, fit the ranker and answerability, and measure both by
     cross-validation over questions (the figures the model card reports)."""
     ce_all = []
@@ -209,6 +274,13 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
         ce_all.append(scorer.logits(q.question, list(q.texts)) if q.texts else np.zeros(0, dtype=np.float32))
         if n % 1000 == 0:
             log(f"cross-encoder scored {n:,}/{len(questions):,} questions")
+    return fit_scored(questions, ce_all, folds, ranker_loss)
+
+
+def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], folds: int = 5, ranker_loss: str = "pointwise") -> dict[str, Any]:
+    """`fit` once the cross-encoder has scored every question's candidates (`ce_all`, in question order)."""
+    if ranker_loss not in RANKER_LOSSES:
+        raise TrainingError(f"unknown ranker loss {ranker_loss!r} (one of {', '.join(RANKER_LOSSES)})")
     rows = [candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
     fold_of = [i % folds for i in range(len(questions))]
     metrics: dict[str, Any] = {"questions": len(questions), "answerable": sum(q.answerable for q in questions)}
@@ -223,7 +295,7 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
         train_idx = [i for i in range(len(questions)) if k == folds or fold_of[i] != k]
         test_idx = [] if k == folds else [i for i in range(len(questions)) if fold_of[i] == k]
         try:
-            ranker = _fit_ranker(questions, rows, train_idx)
+            ranker = _fit_ranker(questions, rows, train_idx, ranker_loss)
             answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx)
         except TrainingError:
             if k == folds:
@@ -240,6 +312,7 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
             answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability))
             answer_labels.append(q.answerable)
             answer_kinds.append(q.kind)
+    metrics["ranker_loss"] = ranker_loss
     metrics["cv_top1_answerable"] = {k: round(float(np.mean(v)), 4) if v else math.nan for k, v in top1.items()}
     metrics["cv_gold_in_candidates"] = round(float(np.mean(gold_in_head)), 4) if gold_in_head else math.nan
     metrics["cv_answerability_auc"] = round(auc(answer_scores, answer_labels), 4)
@@ -249,10 +322,12 @@ def fit(questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log
     return {"ranker": ranker, "answerability": answerability, "metrics": metrics}
 
 
-def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: Sequence[int]) -> Linear:
+def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: Sequence[int], loss: str = "pointwise") -> Linear:
     keep = [i for i in idx if questions[i].answerable and any(questions[i].labels)]
     if not keep:
         raise TrainingError("no held-out answerable question has its answer sentence among the candidates")
+    if loss == "softmax":
+        return fit_softmax([(rows[i], np.asarray(questions[i].labels, dtype=np.float64)) for i in keep], SENTENCE_FEATURES, RANKER_L2)
     x = np.vstack([rows[i] for i in keep])
     y = np.concatenate([np.asarray(questions[i].labels, dtype=np.float64) for i in keep])
     return fit_logistic(x, y, SENTENCE_FEATURES, RANKER_L2)

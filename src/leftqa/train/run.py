@@ -36,7 +36,7 @@ def squad_train_file(path: Path) -> Path:
 def run_training(
     squad: Path, out: Path, workdir: Path, config: TrainConfig, pairs: int, holdout: int, combiner_sample: int,
     candidates: int = 16, checkpoint: Path | None = None, log: Callable[[str], None] = combiner.stderr_log,
-    serve_candidates: int = 8, combiner_missing: int = 0,
+    serve_candidates: int = 8, combiner_missing: int = 0, ranker_loss: str = "pointwise",
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or take `checkpoint`), export, fit the combination and write the scorer folder `out` atomically."""
     t0 = time.time()
@@ -83,7 +83,7 @@ def run_training(
         log("collecting held-out questions through the pipeline")
         questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log, combiner_missing)
         combiner.save_questions(questions, cache)
-    fitted = combiner.fit(questions, scorer, log=log)
+    fitted = combiner.fit(questions, scorer, log=log, ranker_loss=ranker_loss)
     model_sha = file_sha256(export / "model.onnx")
     manifest = {
         "version": f"{VERSION_PREFIX}-{config.layers}l-{model_sha[:8]}",
@@ -209,7 +209,8 @@ For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}, expo
 def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
     out = " --freeze-embeddings" if c.get("freeze_embeddings") else ""
     out += " --loss listwise" if c.get("loss") == "listwise" else ""
-    return out + (f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else "")
+    out += f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else ""
+    return out + (" --ranker-loss softmax" if met.get("ranker_loss") == "softmax" else "")
 
 
 def _loss_words(c: dict[str, Any]) -> str:
