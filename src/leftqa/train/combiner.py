@@ -169,13 +169,18 @@ def candidate_rows(q: Question, ce: np.ndarray) -> np.ndarray:
     return ans.sentence_features(heads, ce)
 
 
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 for a constant column), as `Linear` stores them."""
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return x.mean(axis=0), scale
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: float, iters: int = 50) -> Linear:
     """L2-regularised logistic regression by Newton's method on standardised features."""
     if len(set(y.tolist())) < 2:
         raise TrainingError("the fit needs both positive and negative examples")
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
+    mean, scale = _standardisation(x)
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     w = np.zeros(z.shape[1])
     reg = np.full(z.shape[1], l2)
@@ -201,9 +206,7 @@ def fit_softmax(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Seque
     if not groups:
         raise TrainingError("the fit needs groups with a labelled row")
     x_all = np.vstack([x for x, _ in groups])
-    mean = x_all.mean(axis=0)
-    scale = x_all.std(axis=0)
-    scale[scale < 1e-9] = 1.0
+    mean, scale = _standardisation(x_all)
     zs = [((x - mean) / scale, y / y.sum()) for x, y in groups]
 
     def loss(w: np.ndarray) -> float:
