@@ -184,15 +184,15 @@ def test_unanswerable_cases_must_abstain(abstained: bool, problems: tuple[str, .
     assert (r.group, r.ranks, r.answer_ok, r.problems) == ("unanswerable", (), None, problems)
 
 
-def result(group: str, ranks: tuple[int, ...] = (), ok: bool | None = None, abstained: bool = False, precision: float | None = None, ms: float = 10.0, n_rel: int = 1) -> ev.CaseResult:
-    return ev.CaseResult("x", group, "hybrid", "q", (), "q", ranks, n_rel, abstained, "", ok, precision, ms, (), (), (), (), "")
+def result(group: str, ranks: tuple[int, ...] = (), ok: bool | None = None, abstained: bool = False, precision: float | None = None, ms: float = 10.0, n_rel: int = 1, sentences: int = 1) -> ev.CaseResult:
+    return ev.CaseResult("x", group, "hybrid", "q", (), "q", ranks, n_rel, abstained, "", ok, precision, ms, (), (), (), (), "", sentences=sentences)
 
 
 def test_summarise_per_group_and_overall() -> None:
     results = [
         result("single", (1,), True, precision=1.0, ms=10),
-        result("single", (4,), False, precision=0.5, ms=20),
-        result("single", (), None, abstained=True, ms=30),
+        result("single", (4,), False, precision=0.5, ms=20, sentences=2),
+        result("single", (), None, abstained=True, ms=30, sentences=0),
         result("followup", (2, 3), True, precision=1.0, ms=40, n_rel=2),
         result("unanswerable", abstained=True, ms=50),
         result("unanswerable", abstained=False, ms=60),
@@ -201,7 +201,8 @@ def test_summarise_per_group_and_overall() -> None:
     assert s["single"] == {
         "n": 3.0, "hit@1": round(1 / 3, 6), "hit@3": round(1 / 3, 6), "hit@5": round(2 / 3, 6), "hit@10": round(2 / 3, 6),
         "mrr@10": round((1 + 0.25) / 3, 6), "ndcg@10": round((1 + 1 / 2.321928094887362) / 3, 6), "answer@1": 0.5,
-        "citation_precision": 0.75, "false_abstention": round(1 / 3, 6), "latency_p50_ms": 20.0, "latency_p95_ms": 29.0,
+        "citation_precision": 0.75, "false_abstention": round(1 / 3, 6), "sentences_per_answer": 1.5,
+        "latency_p50_ms": 20.0, "latency_p95_ms": 29.0,
     }
     assert s["followup"]["hit@1"] == 0.0 and s["followup"]["mrr@10"] == 0.5
     assert s["unanswerable"] == {"n": 2.0, "abstention_recall": 0.5, "latency_p50_ms": 55.0, "latency_p95_ms": 59.5}

@@ -82,6 +82,7 @@ class CaseResult:
     source: str
     split: str = ""
     style: str = ""
+    sentences: int = 0  # sentences quoted (0 when it abstained): how long the answer is
 
 
 @dataclass(frozen=True)

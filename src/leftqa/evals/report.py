@@ -23,13 +23,14 @@ COLUMNS = (
     ("citation_precision", "citeP"),
     ("abstention_recall", "abstR"),
     ("false_abstention", "falseAbst"),
+    ("sentences_per_answer", "sents"),
     ("latency_p50_ms", "p50 ms"),
     ("latency_p95_ms", "p95 ms"),
 )
 LEGEND = (
     "hit@k: a relevant passage in the top k; ans@1: the answer holds the expected text (abstaining counts as a miss); "
     "citeP: share of cited passages that are relevant; abstR: unanswerable cases abstained on; "
-    "falseAbst: answerable cases abstained on (lower is better). tuning/: the cases rules and calibration may read; "
+    "falseAbst: answerable cases abstained on (lower is better); sents: sentences quoted per answer given. tuning/: the cases rules and calibration may read; "
     "test/: the locked split nothing tunes on; gap/: test minus tuning."
 )
 

@@ -71,6 +71,7 @@ def score_case(case: Case, answer: Answer, relevant: frozenset[str], mode: str, 
         ranks=ranks, n_relevant=len(relevant), abstained=answer.abstained, answer=answer.answer, answer_ok=answer_ok,
         citation_precision=precision, latency_ms=round(latency_ms, 3), problems=tuple(problems), retrieved=shown,
         expected=case.expected, answers=case.answers, source=case.source, split=case.split, style=case.style,
+        sentences=0 if answer.abstained else sum(len(c.highlights) for c in answer.citations),
     )
 
 
@@ -116,6 +117,9 @@ def _groups(results: Sequence[CaseResult], prefix: str) -> dict[str, dict[str, f
             if precisions:
                 row["citation_precision"] = m.mean(precisions)
             row["false_abstention"] = m.share([r.abstained for r in answerable])
+            answered = [r.sentences for r in answerable if not r.abstained]
+            if answered:
+                row["sentences_per_answer"] = m.mean([float(n) for n in answered])
         if unanswerable:
             row["abstention_recall"] = m.share([r.abstained for r in unanswerable])
         latencies = [r.latency_ms for r in rs]
