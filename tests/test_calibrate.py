@@ -101,3 +101,49 @@ def test_committed_calibration_meets_its_budget() -> None:
     data = json.loads(Path("evals/calibration.json").read_text("utf-8"))
     assert data["false_abstention"] <= data["max_false_abstention"]
     assert set(data["weights"]) <= {"sentence", "coverage", "passage", "passage_coverage", "score"}
+
+
+def _evidence(n_pos: int, n_neg: int) -> tuple[list[dict[str, float]], list[bool]]:
+    # type_found separates the kinds; ce_best is noise drawn the same way for both
+    import random
+
+    rng = random.Random(7)
+    ev = [{"type_found": 1.0, "ce_best": rng.gauss(0, 1)} for _ in range(n_pos)]
+    ev += [{"type_found": 0.0 if i % 4 else 1.0, "ce_best": rng.gauss(0, 1)} for i in range(n_neg)]
+    return ev, [True] * n_pos + [False] * n_neg
+
+
+def test_answerability_refit_learns_the_separating_evidence_with_out_of_fold_scores() -> None:
+    from leftqa.evals.calibrate import fit_threshold, refit_answerability
+
+    ev, labels = _evidence(40, 20)
+    model, oof = refit_answerability(ev, labels)
+    weights = dict(zip(model.features, model.weights))
+    assert weights["type_found"] > 0.5 and abs(weights["ce_best"]) < weights["type_found"] / 3
+    assert len(oof) == 60 and refit_answerability(ev, labels)[1] == oof  # seeded folds: reproducible
+    result = fit_threshold(ev, labels, max_false=0.0, scores=oof)
+    # three in four unanswerable cases lack the type; the fourth looks answerable and is answered
+    assert result["false_abstention"] == 0.0 and result["abstention_recall"] == pytest.approx(0.75)
+    with pytest.raises(EvalError):
+        refit_answerability(ev[:40], labels[:40])
+
+
+def test_calibration_with_a_refit_is_read_only_when_well_formed(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from leftqa.qa.assistant import default_calibration
+    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear
+
+    n = len(ANSWERABILITY_FEATURES)
+    own = Linear(ANSWERABILITY_FEATURES, (0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n)
+    scorer = SimpleNamespace(info=SimpleNamespace(version="v1", files={"model.onnx": "ab" * 32}, answerability=own))
+    refit = Linear(ANSWERABILITY_FEATURES, (1.0,) * n, 0.5, (0.0,) * n, (1.0,) * n)
+    record = {"weights": {}, "threshold": 0.4, "model": "m1", "scorer": "v1:" + "ab" * 8, "answerability": refit.to_dict()}
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    loaded = load_calibration(path, "m1", scorer)  # type: ignore[arg-type]
+    assert loaded["threshold"] == 0.4 and loaded["answerability_model"] == refit
+    # a refit reading evidence the scorer does not give, or malformed, voids the threshold chosen with it
+    for bad in ({**refit.to_dict(), "features": ["no_such_feature"] * n}, {"weights": [1.0]}):
+        path.write_text(json.dumps({**record, "answerability": bad}), encoding="utf-8")
+        assert load_calibration(path, "m1", scorer) == default_calibration(scorer)  # type: ignore[arg-type]

@@ -41,6 +41,7 @@ def test_frozen_and_with_() -> None:
         ({"max_question_chars": 0}, "max_question_chars"),
         ({"threads": -1}, "threads"),
         ({"scorer_threads": -1}, "scorer_threads"),
+        ({"support_logit": -0.5}, "support_logit"),
     ],
 )
 def test_invalid_settings_raise_config_error(changes: dict, message: str) -> None:
@@ -67,6 +68,12 @@ def test_from_env_reads_and_coerces_leftqa_variables() -> None:
     s = Settings.from_env(env)
     assert s == Settings(corpus_dir=Path("/data/corpus"), index_dir=Path("idx"), model="hash:64", top_k=7, mode="bm25")
     assert isinstance(s.corpus_dir, Path) and isinstance(s.top_k, int)
+
+
+def test_from_env_reads_float_settings_and_rejects_non_numbers() -> None:
+    assert Settings.from_env({"LEFTQA_SUPPORT_LOGIT": "2.5"}).support_logit == 2.5
+    with pytest.raises(ConfigError, match="LEFTQA_SUPPORT_LOGIT must be a number, got 'wide'"):
+        Settings.from_env({"LEFTQA_SUPPORT_LOGIT": "wide"})
 
 
 def test_from_env_overrides_win_and_none_is_ignored() -> None:

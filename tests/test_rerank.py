@@ -127,3 +127,28 @@ def test_a_described_subject_is_answered_below_the_threshold(fake_assistant: Ass
     assert described.evidence["answerable"] < 0.5 and described.evidence["describes"] == 1.0 and not described.abstained
     factual = fake_assistant.ask("Who led the Harbour Committee?")
     assert factual.abstained and factual.evidence["describes"] == 0.0
+
+
+def test_a_calibrated_answerability_refit_replaces_the_scorers_own(fake_assistant: Assistant) -> None:
+    # the scorer's own model says unanswerable whatever the evidence; the calibration's refit says answerable
+    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0))
+    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
+    assert fake_assistant.ask("Who led the Harbour Committee?").abstained
+    fake_assistant.calibration = {"weights": {}, "threshold": 0.5, "answerability_model": _only(ANSWERABILITY_FEATURES, "ce_best")}
+    refit = fake_assistant.ask("Who led the Harbour Committee?")
+    assert not refit.abstained and refit.evidence["answerable"] == pytest.approx(0.993307, abs=1e-6)
+
+
+def test_the_support_logit_setting_decides_how_close_a_further_sentence_must_score(fake_assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
+    def cand(score: float, term: str) -> ans.Candidate:
+        return ans.Candidate(rank=0, pos=0, index_in_passage=int(score), score=score, cosine=0.5, coverage=0.5, type_ok=0.0, matched=frozenset({term}))
+
+    cands = [cand(5.0, "a"), cand(3.0, "b"), cand(0.0, "c")]  # each adds a question term the ones above lack
+    assert [len(ans.select(cands, 3, None, margin)) for margin in (1.0, 3.0, 6.0)] == [1, 2, 3]
+    margins: list[float] = []
+    real = ans.select
+    monkeypatch.setattr(ans, "select", lambda c, n, index=None, margin=ans.SUPPORT_MARGIN: margins.append(margin) or real(c, n, index, margin))
+    fake_assistant.scorer = StandIn("Quell")
+    fake_assistant.settings = fake_assistant.settings.with_(support_logit=2.5)
+    fake_assistant.ask("Who led the Harbour Committee?")
+    assert margins == [2.5]

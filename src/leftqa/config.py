@@ -40,6 +40,11 @@ class Settings:
     # ONNX Runtime threads of the answer scorer: unlike a single FAISS or embedder query, its batch of candidate
     # sentences is large enough to split across two cores (warm ask p50 57 -> 37 ms, benchmarks/scorer_tradeoff.py).
     scorer_threads: int = 2
+    # With the learned scorer, a further sentence is quoted only when its logit is within this much of the best
+    # one's: larger quotes more context (and more often the answer) at the cost of longer answers. 3.0 is the
+    # largest value averaging <= 1.5 sentences per answer on held-out SQuAD train articles
+    # (benchmarks/support_logit.py; 1.0 before: answer@1 0.814 at 1.20 sentences, 3.0: 0.848 at 1.43).
+    support_logit: float = 3.0
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 
@@ -61,6 +66,8 @@ class Settings:
             raise ConfigError(f"threads must be 0 (library default) or more (got {self.threads})")
         if self.scorer_threads < 0:
             raise ConfigError(f"scorer_threads must be 0 (library default) or more (got {self.scorer_threads})")
+        if not 0.0 <= self.support_logit <= 20.0:
+            raise ConfigError(f"support_logit must be between 0 and 20 (got {self.support_logit})")
         if self.auth and self.credentials() is None:
             raise ConfigError("auth must be USER:PASSWORD, both non-empty (from --auth or LEFTQA_AUTH)")
 
@@ -99,6 +106,11 @@ class Settings:
 
 def _coerce(name: str, raw: str, type_name: object) -> object:
     text = str(type_name)
+    if "float" in text:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"LEFTQA_{name.upper()} must be a number, got {raw!r}") from None
     if "int" in text:
         try:
             return int(raw)

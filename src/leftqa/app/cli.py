@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention weights and threshold on answerable vs unanswerable eval cases and store them in evals/calibration.json.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
+    p.add_argument("--refit-answerability", action="store_true",
+                   help="refit the answer scorer's answerability model on the cases too (default: keep it, choose only its threshold)")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_calibrate)
 

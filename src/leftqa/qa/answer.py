@@ -23,8 +23,6 @@ PASSAGES_FOR_ANSWER = 5
 # with no date / number / name is answered with something else. Titles are detected too loosely to require.
 STRICT_TYPES = ("date", "duration", "number", "person", "place")
 SUPPORT_MARGIN = 0.08
-# With the learned ranker, scores are logits: a further sentence is quoted only within this many of the best.
-SUPPORT_LOGIT = 1.0
 # A sentence quoted in the previous turn is pushed down this much in the learned ranking: a follow-up asks for
 # something new (the ranker was trained on single questions, so the rule score's repeat penalty is not enough).
 REPEAT_LOGIT = 2.0

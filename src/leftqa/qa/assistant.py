@@ -18,7 +18,7 @@ from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.followup import build_query, context_terms, needs_context
 from leftqa.qa.retrieve import Retriever
-from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, BUNDLED_SCORER, AnswerScorer, Linear, read_info
 from leftqa.records import Answer, Hit
 
 # Used when no calibration file exists (see `leftqa calibrate`).
@@ -149,7 +149,7 @@ class Assistant:
         if self.scorer is None:
             return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
         candidates = ans.rerank(retriever.index, candidates, resolved.query, self.scorer)
-        return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, ans.SUPPORT_LOGIT)
+        return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, self.settings.support_logit)
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
         """Answer a question extractively, with citations, or abstain when the corpus does not cover it."""
@@ -165,7 +165,7 @@ class Assistant:
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         if self.scorer is not None and self.scorer.info.answerability is not None:
-            conf = ans.answerability(evidence, self.scorer.info.answerability)
+            conf = ans.answerability(evidence, calibration.get("answerability_model") or self.scorer.info.answerability)
             evidence = {**evidence, "answerable": conf, "describes": ans.describes(retriever.index, chosen, q)}
             unrelated = evidence.get("sentence", 0.0) < float(calibration.get("sentence_floor", 0.0))
             abstain = not candidates or unrelated or (conf < float(calibration["threshold"]) and not evidence["describes"])
@@ -245,5 +245,20 @@ def load_calibration(path: Path, model: str, scorer: AnswerScorer | None = None)
         and data.get("model", model) == model  # thresholds of one model mean nothing for another
         and data.get("scorer", "rules") == scorer_id(scorer)  # nor those of one scorer for another
     ):
-        return data
+        refit = _refit_answerability(data.get("answerability"), scorer)
+        if data.get("answerability") is not None and refit is None:
+            return default_calibration(scorer)  # its threshold was chosen for a model we cannot read
+        return {**data, "answerability_model": refit} if refit is not None else data
     return default_calibration(scorer)
+
+
+def _refit_answerability(raw: Any, scorer: AnswerScorer | None) -> Linear | None:
+    """The answerability model `leftqa calibrate` refitted on the tuning split, when it is well formed and reads
+    only evidence the scorer provides; else None."""
+    if raw is None or scorer is None or scorer.info.answerability is None:
+        return None
+    try:
+        model = Linear.from_dict(raw)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return model if set(model.features) <= set(ANSWERABILITY_FEATURES) else None
