@@ -147,3 +147,27 @@ def test_calibration_with_a_refit_is_read_only_when_well_formed(tmp_path: Path) 
     for bad in ({**refit.to_dict(), "features": ["no_such_feature"] * n}, {"weights": [1.0]}):
         path.write_text(json.dumps({**record, "answerability": bad}), encoding="utf-8")
         assert load_calibration(path, "m1", scorer) == default_calibration(scorer)  # type: ignore[arg-type]
+
+
+def test_the_adaptation_keeps_the_prior_and_folds_into_one_model_over_its_features() -> None:
+    import numpy as np
+
+    from leftqa.evals.calibrate import refit_answerability
+    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear
+    from leftqa.train.combiner import fit_logistic
+
+    n = len(ANSWERABILITY_FEATURES)
+    ce = ANSWERABILITY_FEATURES.index("ce_best")
+    # the prior reads ce_best only, with its own standardisation
+    prior = Linear(ANSWERABILITY_FEATURES, tuple(1.0 if i == ce else 0.0 for i in range(n)), -0.5, (0.5,) * n, (2.0,) * n)
+    ev, labels = _evidence(40, 20)
+    folded, oof = refit_answerability(ev, labels, prior=prior)
+    assert folded.mean == prior.mean and folded.scale == prior.scale and len(oof) == 60
+    x = np.asarray([[float(e.get(k, 0.0)) for k in ANSWERABILITY_FEATURES] for e in ev])
+    cols = [ANSWERABILITY_FEATURES.index("type_found"), ANSWERABILITY_FEATURES.index("names_found")]
+    two_step = fit_logistic(np.hstack([prior.logit(x)[:, None], x[:, cols]]), np.asarray(labels, float), ("prior", "type_found", "names_found"), 10.0)
+    expected = two_step.logit(np.hstack([prior.logit(x)[:, None], x[:, cols]]))
+    assert np.allclose(folded.logit(x), expected, atol=1e-9)
+    weights = dict(zip(folded.features, folded.weights))
+    assert weights["type_found"] > 0.3  # learned here: the prior gave it nothing
+    assert all(w == 0.0 for f, w in weights.items() if f not in ("ce_best", "type_found", "names_found"))

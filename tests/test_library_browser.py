@@ -48,7 +48,7 @@ def test_drop_a_pdf_into_the_library_ask_about_it_remove_it(
     expect(table).to_contain_text("Anti-Stalinist left")
     expect(table).not_to_contain_text("The Mill at Orrin")
     page.locator("#lq-upload input[type=file]").set_input_files(str(pdf))
-    expect(page.locator("#lq-upload")).to_contain_text("orrin-mill.pdf", timeout=TIMEOUT_MS)
+    expect(page.locator("#lq-upload").get_by_role("cell", name="orrin-mill.pdf")).to_be_visible(timeout=TIMEOUT_MS)
     page.locator("#lq-add").click()
     status = page.locator("#lq-lib-status")
     try:
@@ -91,7 +91,7 @@ def test_a_skipped_file_is_shown_with_its_reason(visit: Visit, tmp_path: Path) -
     empty.write_text("", encoding="utf-8")
     page.get_by_role("tab", name="Library").click()
     page.locator("#lq-upload input[type=file]").set_input_files(str(empty))
-    expect(page.locator("#lq-upload")).to_contain_text("empty.txt", timeout=TIMEOUT_MS)
+    expect(page.locator("#lq-upload").get_by_role("cell", name="empty.txt")).to_be_visible(timeout=TIMEOUT_MS)
     page.locator("#lq-add").click()
     status = page.locator("#lq-lib-status")
     expect(status).to_contain_text("nothing was added", timeout=BUILD_MS)

@@ -340,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention weights and threshold on answerable vs unanswerable eval cases and store them in evals/calibration.json.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
-    p.add_argument("--refit-answerability", action="store_true",
-                   help="refit the answer scorer's answerability model on the cases too (default: keep it, choose only its threshold)")
+    p.add_argument("--answerability", choices=("keep", "adapt", "refit"), default="keep",
+                   help="the answer scorer's answerability model: keep it and choose only its threshold (default), adapt it "
+                        "to the cases (its logit rescaled, the type and name evidence reweighted) or refit every weight")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_calibrate)
 

@@ -24,13 +24,16 @@ MAX_FALSE_ABSTENTION_LEARNED = 0.03
 # term coverage alone ("the speed of light" against "… in a libertarian light") can never carry an answer.
 FLOOR_MARGIN = 0.75
 # Candidate confidence functions: weights over the evidence answer.evidence() reports.
-# `--refit-answerability` (not the default): L2 strength and folds for its out-of-fold threshold, chosen by
-# 5-fold cross-validation on the tuning split (out-of-fold abstention recall 0.46 -> 0.59 at false abstention
-# <= 0.03; l2 1 / 10 / 30 gave 0.61 at 0.038 / 0.59 at 0.029 / 0.57 at 0.029). On the SQuAD dev sample it
-# raised false abstention from 0.008 to 0.037 (README, Evaluation), so the shipped calibration keeps the
-# scorer's own model: the refit helps questions like the tuning split's at some cost on other text.
+# `--answerability refit|adapt` (not the default): L2 strength and folds for the out-of-fold threshold, chosen by
+# 5-fold cross-validation on the tuning split (refit: out-of-fold abstention recall 0.46 -> 0.59 at false
+# abstention <= 0.03; l2 1 / 10 / 30 gave 0.61 at 0.038 / 0.59 at 0.029 / 0.57 at 0.029; adapt: 0.55 at 0.018).
+# On the SQuAD dev sample both raised false abstention from 0.008 to 0.037-0.039 (README, Evaluation), so the
+# shipped calibration keeps the scorer's own model: they help questions like the tuning split's at a cost on
+# other text.
 ANSWERABILITY_L2 = 10.0
 FOLDS = 5
+# What the adaptation (`prior` given) may weigh beyond the scorer's own logit.
+ADAPT_FEATURES = ("type_found", "names_found")
 GRID = {"sentence": (1.0,), "coverage": (0.0, 0.25, 0.5, 0.75, 1.0), "passage_coverage": (0.0, 0.25, 0.5, 1.0)}
 
 
@@ -95,14 +98,16 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
 
 
 def refit_answerability(
-    evidence: Sequence[dict[str, float]], labels: Sequence[bool], l2: float = ANSWERABILITY_L2, folds: int = FOLDS, seed: int = 0
+    evidence: Sequence[dict[str, float]], labels: Sequence[bool], prior: Any = None, extra: Sequence[str] = ADAPT_FEATURES,
+    l2: float = ANSWERABILITY_L2, folds: int = FOLDS, seed: int = 0,
 ) -> tuple[Any, list[float]]:  # fmt: skip
     """The answerability model refitted on the tuning evidence, and every case's out-of-fold P(answerable).
 
     The scorer's own model was fitted on SQuAD, whose unanswerable questions are adversarial (a plausible answer of
     the right kind is always in the paragraph), so it all but ignores signals such as a missing date that separate
-    a reader's near-topic questions. Refitting on the tuning split adapts it; the threshold is then chosen on
-    out-of-fold estimates (stratified, seeded folds), so it is not fitted on the very cases it is judged by."""
+    a reader's near-topic questions. With `prior` (that model) only a scale on its logit, weights on `extra` and a
+    bias are fitted, few enough to adapt without forgetting it; without, every weight. The threshold is then
+    chosen on out-of-fold estimates (stratified, seeded folds), not on the cases the model was fitted to."""
     import numpy as np
 
     from leftqa.qa.scorer import ANSWERABILITY_FEATURES, sigmoid
@@ -112,6 +117,9 @@ def refit_answerability(
         raise EvalError("calibration needs both answerable and unanswerable cases")
     x = np.asarray([[float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES] for ev in evidence], dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
+    columns = [ANSWERABILITY_FEATURES.index(e) for e in extra]
+    design = x if prior is None else np.hstack([prior.logit(x)[:, None], x[:, columns]])
+    names = ANSWERABILITY_FEATURES if prior is None else ("prior", *extra)
     order = list(range(len(y)))
     random.Random(seed).shuffle(order)
     pos, neg = [i for i in order if y[i] == 1], [i for i in order if y[i] == 0]
@@ -120,9 +128,25 @@ def refit_answerability(
     for f in range(k):
         held = pos[f::k] + neg[f::k]
         rest = [i for i in order if i not in set(held)]
-        model = fit_logistic(x[rest], y[rest], ANSWERABILITY_FEATURES, l2)
-        oof[held] = [sigmoid(float(v)) for v in model.logit(x[held])]
-    return fit_logistic(x, y, ANSWERABILITY_FEATURES, l2), [round(float(v), 6) for v in oof]
+        model = fit_logistic(design[rest], y[rest], names, l2)
+        oof[held] = [sigmoid(float(v)) for v in model.logit(design[held])]
+    final = fit_logistic(design, y, names, l2)
+    return (final if prior is None else _fold(final, prior, columns)), [round(float(v), 6) for v in oof]
+
+
+def _fold(adapted: Any, prior: Any, columns: Sequence[int]) -> Any:
+    """One Linear over the prior's features and standardisation equal to `adapted` (prior logit + extra columns)."""
+    from leftqa.qa.scorer import Linear
+
+    w_s, *w_e = adapted.weights
+    m_s, *m_e = adapted.mean
+    s_s, *s_e = adapted.scale
+    weights = [w_s / s_s * v for v in prior.weights]
+    bias = w_s / s_s * (prior.bias - m_s) + adapted.bias
+    for col, w, m, sc in zip(columns, w_e, m_e, s_e):
+        weights[col] += w * prior.scale[col] / sc
+        bias += w * (prior.mean[col] - m) / sc
+    return Linear(prior.features, tuple(weights), bias, prior.mean, prior.scale)
 
 
 def fit_threshold(
@@ -168,15 +192,17 @@ def run_calibrate_command(args: Any, settings: Settings) -> int:
     evidence, labels = collect(assistant, cases)
     learned = assistant.scorer is not None and assistant.scorer.info.answerability is not None
     refit = None
-    if learned and getattr(args, "refit_answerability", False):
-        refit, out_of_fold = refit_answerability(evidence, labels)
+    how = getattr(args, "answerability", "keep") or "keep"
+    if learned and how != "keep":
+        prior = assistant.scorer.info.answerability if how == "adapt" else None
+        refit, out_of_fold = refit_answerability(evidence, labels, prior=prior)
         result = fit_threshold(evidence, labels, scores=out_of_fold)
     else:
         result = fit_threshold(evidence, labels) if learned else fit(evidence, labels)
     record = {
         "weights": result["weights"],
         "threshold": result["threshold"],
-        **({"answerability": refit.to_dict(), "answerability_l2": ANSWERABILITY_L2, "folds": FOLDS} if refit else {}),
+        **({"answerability": refit.to_dict(), "answerability_fit": how, "answerability_l2": ANSWERABILITY_L2, "folds": FOLDS} if refit else {}),
         **({"sentence_floor": result["sentence_floor"]} if "sentence_floor" in result else {}),
         "source": "leftqa calibrate",
         "model": settings.model,
