@@ -20,6 +20,9 @@ from leftqa.qa.followup import build_query, context_terms, names, needs_context
         "Which war did he oppose?",
         "How did Stalin treat her legacy?",
         "What happened there?",
+        "Which other party was banned?",  # contrast or addition presupposes what was said before
+        "Was Kamenev expelled as well?",
+        "Who else opposed the purges?",
     ],
 )
 def test_questions_that_lean_on_the_conversation(question: str) -> None:
@@ -34,6 +37,7 @@ def test_questions_that_lean_on_the_conversation(question: str) -> None:
         "What was the Kronstadt rebellion?",
         "How many people died in the Great Purge?",
         "Which historian wrote about the Antwerp Group?",
+        "Which mothers of the town joined the Harbour Committee?",  # "other" inside a word is no cue
         "",
     ],
 )

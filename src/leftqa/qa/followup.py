@@ -11,6 +11,8 @@ _ANAPHORA = frozenset(
     "he she it they them him her his hers its their theirs this that these those there then such former latter".split()
 )
 _LEADS = re.compile(r"^\s*(and|but|also|so|what about|how about|and what about|what else|anything else|why not|and why)\b", re.I)
+# Words of contrast or addition that presuppose something already said ("Which other movement…", "… as well?").
+_ELLIPSIS = re.compile(r"\b(other|another|else|too|as well|same|instead|either)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
 _GENERIC_CAPS = frozenset("What Which Who Whom Whose When Where Why How Did Does Do Was Were Is Are And But Also The A An In On Of".split())
 _POSSESSIVE = re.compile(r"['’]s?$")  # "Luxemburg's" -> "Luxemburg"; "Engels" keeps its s
@@ -35,13 +37,14 @@ def names(text: str) -> list[str]:
 
 
 def needs_context(question: str) -> bool:
-    """True when a question leans on the conversation: pronouns, "and what about…", or too few content words."""
+    """True when a question leans on the conversation: pronouns, words such as "other" or "as well", "and what
+    about…", or too few content words."""
     toks = words(question)
     if not toks:
         return False
     if _LEADS.match(question):
         return True
-    if any(t in _ANAPHORA for t in toks):
+    if any(t in _ANAPHORA for t in toks) or _ELLIPSIS.search(question):
         return True
     content = [t for t in toks if not is_stopword(t)]
     return len(content) <= 1 and not names(question)
