@@ -117,11 +117,25 @@ def prepare(data: list[dict[str, Any]], workdir: Path, model: str, quiet: bool =
     return Assistant.load(settings)
 
 
+def findable(cases: list[Any], passages: Any) -> tuple[list[Any], list[str]]:
+    """(cases whose evidence sentence lies inside one passage, ids of the others: a chunking disagreement)."""
+    from leftqa.errors import EvalError
+    from leftqa.evals.run import relevant_passages
+
+    kept, dropped = [], []
+    for case in cases:
+        try:
+            relevant_passages([case], passages)
+            kept.append(case)
+        except EvalError:
+            dropped.append(case.id)
+    return kept, dropped
+
+
 def run(args: argparse.Namespace) -> Any:
     """Build (or reuse) the benchmark index and evaluate the SQuAD cases; an EvalRun."""
     from leftqa.config import MODES
-    from leftqa.errors import EvalError
-    from leftqa.evals.run import evaluate, relevant_passages
+    from leftqa.evals.run import evaluate
 
     data = load_squad(Path(args.data))
     cases = make_cases(data, args.limit, args.sample)
@@ -129,13 +143,7 @@ def run(args: argparse.Namespace) -> Any:
     with tempfile.TemporaryDirectory(prefix="leftqa-squad-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         assistant = prepare(data, workdir, args.model, args.json)
-        kept, dropped = [], []
-        for case in cases:
-            try:
-                relevant_passages([case], assistant.index.passages)
-                kept.append(case)
-            except EvalError:
-                dropped.append(case.id)
+        kept, dropped = findable(cases, assistant.index.passages)
         meta = {
             "benchmark": "squad2",
             "data": str(args.data),

@@ -23,8 +23,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import squad  # noqa: E402  (benchmarks/squad.py: corpus and cases from SQuAD JSON)
-from leftqa.errors import EvalError  # noqa: E402
-from leftqa.evals.run import evaluate, relevant_passages  # noqa: E402
+from leftqa.evals.run import evaluate  # noqa: E402
 
 TRAIN = REPO.parent / "shared" / "data" / "squad2" / "squad2-train.json.gz"
 GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -50,14 +49,6 @@ def choose(rows: list[dict[str, float]], budget: float) -> float:
     return max(within) if within else min(r["support_logit"] for r in rows)
 
 
-def _findable(case: Any, assistant: Any) -> bool:
-    try:  # as benchmarks/squad.py: drop a case whose evidence sentence the chunker split across passages
-        relevant_passages([case], assistant.index.passages)
-        return True
-    except EvalError:
-        return False
-
-
 def main() -> int:
     """Measure the grid and print the choice."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,7 +65,7 @@ def main() -> int:
     data = held_out_articles(Path(args.scorer), squad.load_squad(Path(args.data)))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="leftqa-support-"))
     assistant = squad.prepare(data, workdir, "bundled:all-MiniLM-L6-v2", quiet=True)
-    cases = [c for c in squad.make_cases(data, sample=args.sample) if c.answerable and _findable(c, assistant)]
+    cases, _ = squad.findable([c for c in squad.make_cases(data, sample=args.sample) if c.answerable], assistant.index.passages)
     print(f"{len(data)} held-out articles, {len(cases)} answerable questions; budget {args.budget} sentences per answer")
     rows = []
     for delta in sorted(args.grid):

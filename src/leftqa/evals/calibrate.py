@@ -15,6 +15,7 @@ from leftqa.errors import EvalError
 from leftqa.evals.cases import EVALS_DIR, TEST, default_case_files, load_cases
 from leftqa.qa.answer import confidence, forced_reason
 from leftqa.qa.assistant import Assistant, scorer_id
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear, sigmoid
 
 MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on (rules)
 # With the learned scorer only the threshold on P(answerable) is chosen; the product target is <= 0.04 false
@@ -23,7 +24,6 @@ MAX_FALSE_ABSTENTION_LEARNED = 0.03
 # The sentence-cosine floor sits at this share of the weakest answerable case's cosine: a floor, not a fit, so
 # term coverage alone ("the speed of light" against "… in a libertarian light") can never carry an answer.
 FLOOR_MARGIN = 0.75
-# Candidate confidence functions: weights over the evidence answer.evidence() reports.
 # `--answerability refit|adapt` (not the default): L2 strength and folds for the out-of-fold threshold, chosen by
 # 5-fold cross-validation on the tuning split (refit: out-of-fold abstention recall 0.46 -> 0.59 at false
 # abstention <= 0.03; l2 1 / 10 / 30 gave 0.61 at 0.038 / 0.59 at 0.029 / 0.57 at 0.029; adapt: 0.55 at 0.018).
@@ -34,6 +34,7 @@ ANSWERABILITY_L2 = 10.0
 FOLDS = 5
 # What the adaptation (`prior` given) may weigh beyond the scorer's own logit.
 ADAPT_FEATURES = ("type_found", "names_found")
+# Candidate confidence functions: weights over the evidence answer.evidence() reports.
 GRID = {"sentence": (1.0,), "coverage": (0.0, 0.25, 0.5, 0.75, 1.0), "passage_coverage": (0.0, 0.25, 0.5, 1.0)}
 
 
@@ -98,9 +99,9 @@ def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false:
 
 
 def refit_answerability(
-    evidence: Sequence[dict[str, float]], labels: Sequence[bool], prior: Any = None, extra: Sequence[str] = ADAPT_FEATURES,
-    l2: float = ANSWERABILITY_L2, folds: int = FOLDS, seed: int = 0,
-) -> tuple[Any, list[float]]:  # fmt: skip
+    evidence: Sequence[dict[str, float]], labels: Sequence[bool], prior: Linear | None = None,
+    extra: Sequence[str] = ADAPT_FEATURES, l2: float = ANSWERABILITY_L2, folds: int = FOLDS, seed: int = 0,
+) -> tuple[Linear, list[float]]:  # fmt: skip
     """The answerability model refitted on the tuning evidence, and every case's out-of-fold P(answerable).
 
     The scorer's own model was fitted on SQuAD, whose unanswerable questions are adversarial (a plausible answer of
@@ -110,7 +111,6 @@ def refit_answerability(
     chosen on out-of-fold estimates (stratified, seeded folds), not on the cases the model was fitted to."""
     import numpy as np
 
-    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, sigmoid
     from leftqa.train.combiner import fit_logistic
 
     if all(labels) or not any(labels):
@@ -127,17 +127,16 @@ def refit_answerability(
     oof = np.zeros(len(y))
     for f in range(k):
         held = pos[f::k] + neg[f::k]
-        rest = [i for i in order if i not in set(held)]
+        excluded = set(held)
+        rest = [i for i in order if i not in excluded]
         model = fit_logistic(design[rest], y[rest], names, l2)
         oof[held] = [sigmoid(float(v)) for v in model.logit(design[held])]
     final = fit_logistic(design, y, names, l2)
     return (final if prior is None else _fold(final, prior, columns)), [round(float(v), 6) for v in oof]
 
 
-def _fold(adapted: Any, prior: Any, columns: Sequence[int]) -> Any:
+def _fold(adapted: Linear, prior: Linear, columns: Sequence[int]) -> Linear:
     """One Linear over the prior's features and standardisation equal to `adapted` (prior logit + extra columns)."""
-    from leftqa.qa.scorer import Linear
-
     w_s, *w_e = adapted.weights
     m_s, *m_e = adapted.mean
     s_s, *s_e = adapted.scale

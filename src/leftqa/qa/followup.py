@@ -6,13 +6,14 @@ import re
 
 from leftqa.text import is_stopword, words
 
-# Words that point back into the conversation. Grammar words only: nothing here names a person or event.
+# Words that point back into the conversation: pronouns, and words of contrast or addition that presuppose
+# something already said ("Which other movement…", "… as well?"). Grammar words only: nothing here names a person
+# or event.
 _ANAPHORA = frozenset(
-    "he she it they them him her his hers its their theirs this that these those there then such former latter".split()
+    "he she it they them him her his hers its their theirs this that these those there then such former latter "
+    "other another else too same instead either".split()
 )
 _LEADS = re.compile(r"^\s*(and|but|also|so|what about|how about|and what about|what else|anything else|why not|and why)\b", re.I)
-# Words of contrast or addition that presuppose something already said ("Which other movement…", "… as well?").
-_ELLIPSIS = re.compile(r"\b(other|another|else|too|as well|same|instead|either)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
 _GENERIC_CAPS = frozenset("What Which Who Whom Whose When Where Why How Did Does Do Was Were Is Are And But Also The A An In On Of".split())
 _POSSESSIVE = re.compile(r"['’]s?$")  # "Luxemburg's" -> "Luxemburg"; "Engels" keeps its s
@@ -44,7 +45,7 @@ def needs_context(question: str) -> bool:
         return False
     if _LEADS.match(question):
         return True
-    if any(t in _ANAPHORA for t in toks) or _ELLIPSIS.search(question):
+    if any(t in _ANAPHORA for t in toks) or ("as", "well") in zip(toks, toks[1:]):
         return True
     content = [t for t in toks if not is_stopword(t)]
     return len(content) <= 1 and not names(question)
