@@ -43,7 +43,7 @@ class Settings:
     # With the learned scorer, a further sentence is quoted only when its logit is within this much of the best
     # one's: larger quotes more context (and more often the answer) at the cost of longer answers. 3.0 is the
     # largest value averaging <= 1.5 sentences per answer on held-out SQuAD train articles
-    # (benchmarks/support_logit.py; 1.0 before: answer@1 0.814 at 1.20 sentences, 3.0: 0.848 at 1.43).
+    # (benchmarks/support_logit.py; 1.0 before: answer@1 0.816 at 1.20 sentences, 3.0: 0.850 at 1.43).
     support_logit: float = 3.0
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
