@@ -202,7 +202,8 @@ adversarial, so answerability is tuned for questions that look answerable.
 .venv/bin/leftqa train-scorer --squad ../shared/data/squad2 --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}
 ```
 (one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).
-For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}, export and fits {_minutes(m['seconds'])}.
+For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}; the whole command, export and fits included,
+{_minutes(m['seconds'])}.
 """
 
 
