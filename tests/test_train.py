@@ -170,17 +170,42 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
 
     # A second stage continues from the first one's checkpoint on the pairs after its 30, at another rate.
     stage2 = tmp_path / "scorer2"
-    rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(stage2), "--pairs", "12", "--layers", "1",
+    rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(stage2), "--pairs", "0", "--layers", "1",
                "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work2"),
-               "--ranker-loss", "softmax", "--init", str(tmp_path / "work" / "checkpoint"), "--skip-pairs", "30", "--lr", "2e-5"])  # fmt: skip
+               "--ranker-loss", "softmax", "--init", str(tmp_path / "work" / "checkpoint"), "--skip-pairs", "30", "--lr", "2e-5",
+               "--loss", "listwise", "--missing-share", "1"])  # fmt: skip
     assert rc == 0
     info2 = json.loads((stage2 / "scorer.json").read_text())
-    assert info2["training"]["pairs_used"] == 12 and info2["training"]["config"]["skip_pairs"] == 30
+    assert info2["training"]["pairs_used"] == 17 and info2["training"]["config"]["skip_pairs"] == 30
+    assert info2["training"]["missing_pairs_used"] > 0 and info2["training"]["config"]["missing_share"] == 1
     assert info2["training"]["run"]["init"]["pairs"] == 30 and info2["training"]["run"]["init"]["config"]["lr"] == 4e-5
     card2 = (stage2 / "MODEL_CARD.md").read_text()
     assert "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --workdir stage1" in card2
-    assert "--pairs 12 --layers 1 --lr 2e-05 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --init stage1/checkpoint --skip-pairs 30" in card2
+    stage2_cmd = (f"--pairs {info2['training']['pairs_used']} --layers 1 --lr 2e-05 --freeze-embeddings --missing-share 1 --loss listwise"
+                  " --combiner-missing 2 --ranker-loss softmax --init stage1/checkpoint --skip-pairs 30")  # fmt: skip
+    assert stage2_cmd in card2 and "\"missing\" pairs" in card2
     assert info2["version"] != info["version"]  # trained further, so another model file
+
+
+def test_missing_questions_are_asked_of_the_other_paragraphs_without_their_answer() -> None:
+    from leftqa.train.pairs import missing_pairs
+
+    third = "Marta Quell kept the harbour accounts. The committee of Marta Quell bought a lamp for the light."
+    art = _fenwick()
+    art["paragraphs"].append({"context": third, "qas": []})
+    pairs = list(missing_pairs([art], {"Who led the Harbour Committee?", "Who kept the light?"}, 1.0, seed=0, first_group=7))
+    by_q = {}
+    for p in pairs:
+        by_q.setdefault(p.question, []).append(p)
+    # Sentences of other paragraphs sharing a content word, never one holding the answer ("Marta Quell"), all negative.
+    assert [p.sentence for p in by_q["Who led the Harbour Committee?"]] == [
+        "The lighthouse keepers lived on the point near the harbour."]
+    assert [p.sentence for p in by_q["Who kept the light?"]] == [
+        "Marta Quell kept the harbour accounts.", "The committee of Marta Quell bought a lamp for the light."]
+    assert all(p.label == 0.0 for p in pairs) and sorted({p.group for p in pairs}) == [7, 8]
+    # The unanswerable question is never one; a share of 0 asks none.
+    assert "Who led the lighthouse committee?" not in by_q
+    assert list(missing_pairs([art], {"Who kept the light?"}, 0.0, seed=0, first_group=0)) == []
 
 
 def test_a_second_stage_takes_the_questions_after_the_first() -> None:

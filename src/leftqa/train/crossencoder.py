@@ -44,6 +44,9 @@ class TrainConfig:
     # Questions of the seeded order a previous stage trained on (counted in pairs, whole questions): a run that
     # continues from that stage's checkpoint (`train(init=...)`) takes the questions after them, never the same.
     skip_pairs: int = 0
+    # Share of the chosen answerable questions also trained as near-topic "missing" ones (`pairs.missing_pairs`:
+    # the other paragraphs of their article, no answer, the no-answer option the target). Listwise loss only.
+    missing_share: float = 0.0
 
 
 @dataclass(frozen=True)

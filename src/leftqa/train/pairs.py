@@ -116,6 +116,38 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
                         yield Pair(question, c2[s:e], 0.0, group)
 
 
+def missing_pairs(
+    articles: list[dict[str, Any]], questions: set[str], share: float, seed: int, first_group: int, per_question: int = 3
+) -> Iterator[Pair]:
+    """Near-topic "missing" questions for the listwise loss: a `share` of the answerable `questions`, each asked
+    again of the best word-overlap sentences of the *other* paragraphs of its article (none holding an answer
+    text), all negative, so that the no-answer option must win. What a reader asks that the corpus is on the
+    subject of but does not answer; SQuAD's own unanswerable questions are the adversarial kind only."""
+    rng = random.Random(seed)
+    group = first_group
+    for article in articles:
+        paras = []
+        for p in article["paragraphs"]:
+            ctx = p["context"]
+            sents = [ctx[s:e] for s, e in split_sentences(ctx)]
+            paras.append((sents, [_content(t) for t in sents]))
+        for pi, p in enumerate(article["paragraphs"]):
+            for q in p["qas"]:
+                question = str(q.get("question", "")).strip()
+                if q.get("is_impossible") or question not in questions or rng.random() >= share:
+                    continue
+                texts = [str(a.get("text", "")).lower() for a in q.get("answers") or [] if str(a.get("text", "")).strip()]
+                if not texts:
+                    continue
+                qt = _content(question)
+                scored = [(len(qt & tk), sent) for pj, (sents, toks) in enumerate(paras) if pj != pi
+                          for sent, tk in zip(sents, toks) if qt & tk and not any(t in sent.lower() for t in texts)]  # fmt: skip
+                scored.sort(key=lambda x: -x[0])
+                if scored:
+                    yield from (Pair(question, sent, 0.0, group) for _, sent in scored[:per_question])
+                    group += 1
+
+
 def grouped(pairs: Sequence[Pair]) -> list[list[Pair]]:
     """Pairs gathered by question (`Pair.group`), groups in order of first appearance."""
     out: dict[int, list[Pair]] = {}

@@ -18,7 +18,7 @@ from leftqa.files import file_sha256
 from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
-from leftqa.train.pairs import grouped, load_squad, make_pairs, split_articles
+from leftqa.train.pairs import grouped, load_squad, make_pairs, missing_pairs, split_articles
 
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
@@ -59,10 +59,17 @@ def run_training(
         chosen = rest[:pairs] if pairs else rest
     if not chosen:
         raise TrainingError(f"no training pairs left after skipping {config.skip_pairs:,}")
-    log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}; {len(held)} articles held out")
+    missing: list[Any] = []
+    if config.missing_share > 0:
+        if config.loss != "listwise":
+            raise TrainingError("--missing-share needs --loss listwise (its questions have no positive sentence)")
+        asked = {p.question for p in chosen if p.label > 0}
+        missing = list(missing_pairs(train_articles, asked, config.missing_share, config.seed, max(p.group for p in all_pairs) + 1))
+    log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}"
+        f"{f' and {len(missing):,} missing-question pairs' if missing else ''}; {len(held)} articles held out")
     if checkpoint is None:
         checkpoint = workdir / "checkpoint"
-        result = train(chosen, checkpoint, config, log, init=init)
+        result = train(chosen + missing, checkpoint, config, log, init=init)
         train_info = asdict(result)
         if init is not None:  # what the run continued from: that stage's own progress record
             progress = Path(init) / "progress.json"
@@ -105,6 +112,7 @@ def run_training(
             "held_out_articles": sorted(str(a.get("title", "")) for a in held),
             "pairs_available": len(all_pairs),
             "pairs_used": len(chosen),
+            "missing_pairs_used": len(missing),
             "positives_used": sum(1 for p in chosen if p.label > 0),
             "config": asdict(config),
             "run": train_info,
@@ -182,7 +190,7 @@ SQuAD 2.0 train (Rajpurkar, Jia & Liang 2018; Wikipedia text, **CC BY-SA 4.0**),
 answerability fits. Pairs: the sentence holding the answer (positive); two other sentences of its paragraph (the
 best word-overlap one and a random one), the best word-overlap sentence of another paragraph, and for
 unanswerable questions the sentence of the plausible answer (negatives). {t['pairs_used']:,} of
-{t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.
+{t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.{_missing_words(t, c)}
 
 Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight decay {c['weight_decay']}), word
 embeddings {'frozen' if c.get('freeze_embeddings') else 'trained'},
@@ -233,9 +241,18 @@ def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
             "`make scorer` runs both; the second writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`.")  # fmt: skip
 
 
+def _missing_words(t: dict[str, Any], c: dict[str, Any]) -> str:
+    if not t.get("missing_pairs_used"):
+        return ""
+    return (f"\nPlus {t['missing_pairs_used']:,} \"missing\" pairs: {c['missing_share']:.0%} of the answerable questions asked again of the\n"
+            "best word-overlap sentences of the other paragraphs of their article (none holding an answer), the\n"
+            "no-answer option the target: the near-topic questions readers ask.")  # fmt: skip
+
+
 def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
     out = f" --lr {c['lr']:g}" if c.get("lr", DEFAULT_LR) != DEFAULT_LR else ""
     out += " --freeze-embeddings" if c.get("freeze_embeddings") else ""
+    out += f" --missing-share {c['missing_share']:g}" if c.get("missing_share") else ""
     out += " --loss listwise" if c.get("loss") == "listwise" else ""
     out += f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else ""
     return out + (" --ranker-loss softmax" if met.get("ranker_loss") == "softmax" else "")
