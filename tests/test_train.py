@@ -180,9 +180,9 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     assert info2["training"]["missing_pairs_used"] > 0 and info2["training"]["config"]["missing_share"] == 1
     assert info2["training"]["run"]["init"]["pairs"] == 30 and info2["training"]["run"]["init"]["config"]["lr"] == 4e-5
     card2 = (stage2 / "MODEL_CARD.md").read_text()
-    assert "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --workdir stage1" in card2
+    assert "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --workdir build/scorer-stage1" in card2
     stage2_cmd = (f"--pairs {info2['training']['pairs_used']} --layers 1 --lr 2e-05 --freeze-embeddings --missing-share 1 --loss listwise"
-                  " --combiner-missing 2 --ranker-loss softmax --init stage1/checkpoint --skip-pairs 30")  # fmt: skip
+                  " --combiner-missing 2 --ranker-loss softmax --init build/scorer-stage1/checkpoint --skip-pairs 30")  # fmt: skip
     assert stage2_cmd in card2 and "\"missing\" pairs" in card2
     assert info2["version"] != info["version"]  # trained further, so another model file
 
@@ -300,3 +300,19 @@ def test_an_unknown_loss_is_refused() -> None:
 
     with pytest.raises(TrainingError, match="unknown loss"):
         train([Pair("q", "s", 1.0, 0)], Path("/nonexistent"), TrainConfig(loss="hinge"))
+
+
+def test_make_scorer_runs_the_commands_of_the_shipped_model_card() -> None:
+    """`make scorer` reproduces the shipped scorer: its recipe is the model card's Retrain commands, in order."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    card = (root / "src" / "leftqa" / "qa" / "scorer_model" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    block = re.search(r"## Retrain\n(?:.*\n)*?```\n(.*?)```", card, re.S)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^scorer:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None
+    assert [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe.group(1).splitlines()] == commands
+    assert commands and all(c.startswith(".venv/bin/leftqa train-scorer --squad ../shared/data/squad2 ") for c in commands)

@@ -23,6 +23,7 @@ from leftqa.train.pairs import grouped, load_squad, make_pairs, missing_pairs, s
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
 DEFAULT_LR = TrainConfig().lr
+STAGE1 = "build/scorer-stage1"  # where a two-stage model card (and `make scorer`) keeps the first stage
 
 
 def squad_train_file(path: Path) -> Path:
@@ -233,8 +234,8 @@ def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
         return (f"```\n{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}\n```\n"
                 "(one command, fixed seeds; writes `src/leftqa/qa/scorer_model/`; then `leftqa calibrate` and `leftqa eval`).")  # fmt: skip
     first = init.get("config", {})
-    stage1 = f"{cmd} --pairs {init.get('pairs', '?')} --layers {first.get('layers', '?')}{_flags(first, met)} --workdir stage1 --out stage1/scorer"
-    stage2 = f"{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)} --init stage1/checkpoint --skip-pairs {c.get('skip_pairs', 0)}"
+    stage1 = f"{cmd} --pairs {init.get('pairs', '?')} --layers {first.get('layers', '?')}{_flags(first, met)} --workdir {STAGE1} --out {STAGE1}/scorer"
+    stage2 = f"{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)} --init {STAGE1}/checkpoint --skip-pairs {c.get('skip_pairs', 0)}"
     return (f"Two stages, fixed seeds: the first trains from MiniLM, the second continues from its checkpoint on the\n"
             f"questions after the first stage's ({_minutes(init.get('seconds'))} of training for the first stage).\n"
             f"```\n{stage1}\n{stage2}\n```\n"
