@@ -59,6 +59,16 @@ def _content(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
+def _paragraphs(article: dict[str, Any]) -> list[tuple[str, list[tuple[int, int]], list[set[str]]]]:
+    """(context, sentence spans, content words of each sentence) for each paragraph of an article."""
+    out = []
+    for p in article["paragraphs"]:
+        ctx = p["context"]
+        spans = split_sentences(ctx)
+        out.append((ctx, spans, [_content(ctx[s:e]) for s, e in spans]))
+    return out
+
+
 def answer_sentence(spans: list[tuple[int, int]], start: int) -> int | None:
     """Index of the sentence span that holds character `start`, or None."""
     return next((i for i, (s, e) in enumerate(spans) if s <= start < e), None) if start >= 0 else None
@@ -69,11 +79,7 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
     rng = random.Random(seed)
     group = -1
     for article in articles:
-        paras = []
-        for p in article["paragraphs"]:
-            ctx = p["context"]
-            spans = split_sentences(ctx)
-            paras.append((ctx, spans, [_content(ctx[s:e]) for s, e in spans]))
+        paras = _paragraphs(article)
         for pi, p in enumerate(article["paragraphs"]):
             ctx, spans, toks = paras[pi]
             if len(spans) < 2:
@@ -126,11 +132,7 @@ def missing_pairs(
     rng = random.Random(seed)
     group = first_group
     for article in articles:
-        paras = []
-        for p in article["paragraphs"]:
-            ctx = p["context"]
-            sents = [ctx[s:e] for s, e in split_sentences(ctx)]
-            paras.append((sents, [_content(t) for t in sents]))
+        paras = [([ctx[s:e] for s, e in spans], toks) for ctx, spans, toks in _paragraphs(article)]
         for pi, p in enumerate(article["paragraphs"]):
             for q in p["qas"]:
                 question = str(q.get("question", "")).strip()
