@@ -50,6 +50,22 @@ def test_rerank_puts_the_scorers_choice_first_and_keeps_the_rest_below(fake_assi
     assert all(np.isnan(c.ce) for c in tail) and max(c.score for c in tail) < min(c.score for c in out[:4])
 
 
+def test_a_scorer_that_reads_context_gets_a_pointing_back_sentence_with_the_one_before_it(fake_assistant: Assistant) -> None:
+    cands = _candidates(fake_assistant, "Who organised the first public meeting?")
+    she = next(c for c in cands if ans.scored_text(fake_assistant.index, c).startswith("She organised"))
+    assert ans.scored_text(fake_assistant.index, she, context=True) == (
+        "She organised the first public meeting in the town hall and persuaded the merchants to pay for a stone "
+        "breakwater. [SEP] The Harbour Committee was led by Marta Quell."
+    )
+    scorer = StandIn("Marta Quell", candidates=len(cands))
+    scorer.info = replace(scorer.info, context=True)
+    out = ans.rerank(fake_assistant.index, cands, "Who organised the first public meeting?", scorer)
+    read = dict(zip((ans.scored_text(fake_assistant.index, c) for c in cands), scorer.seen[0][1]))
+    assert read["The Harbour Committee was led by Marta Quell."] == "The Harbour Committee was led by Marta Quell."
+    assert read[ans.scored_text(fake_assistant.index, she)].endswith("[SEP] The Harbour Committee was led by Marta Quell.")
+    assert out[0].ce == 5.0
+
+
 def test_a_sentence_quoted_in_the_previous_turn_is_pushed_down(fake_assistant: Assistant) -> None:
     cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
     scorer = StandIn("Quell")

@@ -98,6 +98,7 @@ def test_a_changed_model_file_is_refused_by_its_checksum(scorer_dir: Path) -> No
     [
         (lambda d: d.pop("format"), "is not a version-1 leftqa answer scorer"),
         (lambda d: d["ranker"].update(weights=[1.0]), "malformed combination weights"),
+        (lambda d: d.update(sentence_context="next"), "unknown sentence_context 'next'"),
     ],
 )
 def test_a_malformed_manifest_is_refused(scorer_dir: Path, change, message: str) -> None:  # noqa: ANN001
@@ -106,6 +107,14 @@ def test_a_malformed_manifest_is_refused(scorer_dir: Path, change, message: str)
     (scorer_dir / MANIFEST).write_text(json.dumps(doc))
     with pytest.raises(ModelError, match=message):
         read_info(scorer_dir)
+
+
+def test_a_scorer_that_reads_sentence_context_says_so_in_its_manifest(scorer_dir: Path) -> None:
+    assert read_info(scorer_dir).context is False  # older scorers read the sentence alone
+    doc = json.loads((scorer_dir / MANIFEST).read_text())
+    (scorer_dir / MANIFEST).write_text(json.dumps({**doc, "sentence_context": "previous"}))
+    info = read_info(scorer_dir)
+    assert info.context is True and "sentence_context" not in info.extra
 
 
 def test_a_missing_scorer_says_how_to_get_one(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leftqa.text import is_stopword, normalise, stems, terms, words
+from leftqa.text import is_stopword, normalise, points_back, stems, terms, with_context, words
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,28 @@ def test_stems_and_stopwords() -> None:
     assert stems([]) == []
     assert is_stopword("Who") and is_stopword("the") and is_stopword("was")
     assert not is_stopword("Trotsky")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("He also criticized the thesis.", True),
+        ("These were described by Trotsky as tendencies.", True),
+        ("However, once Trotsky was out of the way, Stalin turned.", True),
+        ("“They were wrong,” she said.", True),
+        ("The latter became a key issue.", True),
+        ("Heavy rain fell.", False),  # "He" only as a word of its own
+        ("Theirs is a long story.", False),
+        ("Trotsky was exiled in 1929.", False),
+    ],
+)
+def test_points_back(sentence: str, expected: bool) -> None:
+    assert points_back(sentence) is expected
+
+
+def test_with_context_adds_the_previous_sentence_only_to_one_that_points_back() -> None:
+    assert with_context("She organised the meeting.", "Marta Quell led the committee.") == (
+        "She organised the meeting. [SEP] Marta Quell led the committee."
+    )
+    assert with_context("Marta Quell led the committee.", "The town grew.") == "Marta Quell led the committee."
+    assert with_context("She organised the meeting.", "") == "She organised the meeting."  # first of its passage

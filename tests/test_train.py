@@ -61,6 +61,17 @@ def test_pairs_mark_the_answer_sentence_and_choose_hard_negatives() -> None:
     assert pairs == list(make_pairs([art], seed=1))  # seeded
 
 
+def test_with_context_a_sentence_that_points_back_carries_the_one_before_it() -> None:
+    art = _fenwick()
+    plain, context = list(make_pairs([art], seed=1)), list(make_pairs([art], seed=1, context=True))
+    # the same questions, labels and groups: only what is read of a sentence changes
+    assert [(p.question, p.label, p.group) for p in plain] == [(p.question, p.label, p.group) for p in context]
+    s0, s1 = "The Harbour Committee was led by Marta Quell.", "She organised the first public meeting in the town hall."
+    changed = {(a.sentence, b.sentence) for a, b in zip(plain, context) if a != b}
+    assert changed == {(s1, f"{s1} [SEP] {s0}")}
+    assert Pair("Who led the Harbour Committee?", s0, 1.0) in context  # a first sentence never carries anything
+
+
 def test_held_out_articles_are_a_seeded_choice() -> None:
     arts = [{"title": str(i), "paragraphs": []} for i in range(10)]
     train, held = split_articles(arts, 3, seed=13)
@@ -173,7 +184,7 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     rc = main(["train-scorer", "--squad", str(tmp_path), "--out", str(stage2), "--pairs", "0", "--layers", "1",
                "--holdout", "1", "--combiner-sample", "2", "--combiner-missing", "2", "--freeze-embeddings", "--candidates", "4", "--serve-candidates", "3", "--workdir", str(tmp_path / "work2"),
                "--ranker-loss", "softmax", "--init", str(tmp_path / "work" / "checkpoint"), "--skip-pairs", "30", "--lr", "2e-5",
-               "--loss", "listwise", "--missing-share", "1"])  # fmt: skip
+               "--loss", "listwise", "--missing-share", "1", "--context", "previous"])  # fmt: skip
     assert rc == 0
     info2 = json.loads((stage2 / "scorer.json").read_text())
     assert info2["training"]["pairs_used"] == 17 and info2["training"]["config"]["skip_pairs"] == 30
@@ -181,10 +192,13 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     assert info2["training"]["run"]["init"]["pairs"] == 30 and info2["training"]["run"]["init"]["config"]["lr"] == 4e-5
     card2 = (stage2 / "MODEL_CARD.md").read_text()
     assert "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax --workdir build/scorer-stage1" in card2
-    stage2_cmd = (f"--pairs {info2['training']['pairs_used']} --layers 1 --lr 2e-05 --freeze-embeddings --missing-share 1 --loss listwise"
+    stage2_cmd = (f"--pairs {info2['training']['pairs_used']} --layers 1 --lr 2e-05 --freeze-embeddings --missing-share 1 --context previous --loss listwise"
                   " --combiner-missing 2 --ranker-loss softmax --init build/scorer-stage1/checkpoint --skip-pairs 30")  # fmt: skip
     assert stage2_cmd in card2 and "\"missing\" pairs" in card2
     assert info2["version"] != info["version"]  # trained further, so another model file
+    # The second stage reads a sentence that points back ("It met in the town hall …") with the one before it.
+    assert info2["sentence_context"] == "previous" and info2["training"]["config"]["context"] is True
+    assert "sentence_context" not in info and AnswerScorer.load(stage2).info.context and not scorer.info.context
 
 
 def test_missing_questions_are_asked_of_the_other_paragraphs_without_their_answer() -> None:

@@ -90,3 +90,24 @@ def stems(tokens: list[str]) -> list[str]:
 def is_stopword(word: str) -> bool:
     """True for function words and question words."""
     return word.lower() in _stopwords()
+
+
+# A sentence opening with one of these points back to what came before ("He also criticised …", "These were
+# described …", "However, once Trotsky …"): read alone it does not say who or what it is about.
+_POINTS_BACK = re.compile(
+    r"^\s*[\"“(]?(?:it|its|they|their|them|this|these|that|those|he|his|him|she|her|such|both|another|however|"
+    r"together|conversely|later|then|thus|therefore|afterwards|meanwhile|nevertheless|instead|also|the latter|"
+    r"the former)\b",
+    re.I,
+)
+CONTEXT_SEPARATOR = " [SEP] "  # the tokenizer's own separator token, so the reader sees two segments
+
+
+def points_back(sentence: str) -> bool:
+    """True when a sentence opens with a pronoun or connective that refers to the sentence before it."""
+    return bool(_POINTS_BACK.match(sentence))
+
+
+def with_context(sentence: str, previous: str) -> str:
+    """What the answer scorer reads for a sentence: the sentence, then the one before it when it points back."""
+    return f"{sentence}{CONTEXT_SEPARATOR}{previous}" if previous and points_back(sentence) else sentence

@@ -13,7 +13,7 @@ from leftqa.qa.features import as_question, descriptive_subject, missing_names, 
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, sigmoid
 from leftqa.records import Citation, Hit, Passage
-from leftqa.text import is_stopword, stems, words
+from leftqa.text import is_stopword, stems, with_context, words
 
 # Sentence score = evidence ((cosine + coverage) / 2) + these weighted features. Chosen by grid search for
 # answer@1 on the public SQuAD 2.0 benchmark (benchmarks/tune.py re-runs it), never on our own eval cases.
@@ -87,9 +87,12 @@ def sentence_features(head: list[Candidate], ce: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(head), len(SENTENCE_FEATURES))
 
 
-def scored_text(index: Index, c: Candidate) -> str:
-    """The sentence the cross-encoder reads for a candidate."""
-    return index.passages[c.pos].sentences[c.index_in_passage].text
+def scored_text(index: Index, c: Candidate, context: bool = False) -> str:
+    """What the cross-encoder reads for a candidate: its sentence, and with `context` the sentence before it in its
+    passage when it points back (`text.with_context`)."""
+    sentences = index.passages[c.pos].sentences
+    text = sentences[c.index_in_passage].text
+    return with_context(text, sentences[c.index_in_passage - 1].text if c.index_in_passage > 0 else "") if context else text
 
 
 def rerank(index: Index, candidates: list[Candidate], question: str, scorer: AnswerScorer | None) -> list[Candidate]:
@@ -98,7 +101,7 @@ def rerank(index: Index, candidates: list[Candidate], question: str, scorer: Ans
     if scorer is None or scorer.info.ranker is None or not candidates:
         return candidates
     head, tail = candidates[: scorer.info.candidates], candidates[scorer.info.candidates :]
-    ce = scorer.logits(as_question(question), [scored_text(index, c) for c in head])
+    ce = scorer.logits(as_question(question), [scored_text(index, c, scorer.info.context) for c in head])
     z = scorer.info.ranker.logit(sentence_features(head, ce))
     scored = [replace(c, score=float(zi) - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci in zip(head, z, ce)]
     scored.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))

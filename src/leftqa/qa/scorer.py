@@ -70,6 +70,9 @@ class ScorerInfo:
     answerability: Linear | None
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model reads a sentence that points back with the sentence before it (manifest "sentence_context":
+    # "previous"; `text.with_context`); older scorers read the sentence alone.
+    context: bool = False
 
 
 def read_info(folder: Path) -> ScorerInfo:
@@ -86,8 +89,12 @@ def read_info(folder: Path) -> ScorerInfo:
         answerability = Linear.from_dict(d["answerability"]) if d.get("answerability") else None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: malformed combination weights ({exc})") from None
-    keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files")}
-    return ScorerInfo(str(d.get("version", "")), int(d.get("max_length", 96)), int(d.get("candidates", 16)), ranker, answerability, dict(d.get("files", {})), keep)
+    context = d.get("sentence_context", "")
+    if context not in ("", "previous"):
+        raise ModelError(f"{path}: unknown sentence_context {context!r} (this leftqa reads \"previous\" or none)")
+    keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files", "sentence_context")}
+    return ScorerInfo(str(d.get("version", "")), int(d.get("max_length", 96)), int(d.get("candidates", 16)), ranker, answerability,
+                      dict(d.get("files", {})), keep, context == "previous")  # fmt: skip
 
 
 def verify(folder: Path, info: ScorerInfo) -> None:

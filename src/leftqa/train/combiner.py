@@ -82,10 +82,11 @@ def without(r: Retrieval, doc_id: str, index: Index) -> Retrieval:
 
 def collect(
     articles: list[dict[str, Any]], workdir: Path, candidates: int, sample: int, seed: int,
-    log: Callable[[str], None] = print, missing: int = 0,
+    log: Callable[[str], None] = print, missing: int = 0, context: bool = False,
 ) -> list[Question]:  # fmt: skip
     """Build an index of the articles' paragraphs under `workdir` and gather every sampled question's candidates:
-    `sample` answerable, half as many unanswerable, and `missing` answerable ones asked without their paragraph."""
+    `sample` answerable, half as many unanswerable, and `missing` answerable ones asked without their paragraph.
+    `context`: candidates are cached as the cross-encoder reads them with its sentence context."""
     from leftqa.index.builder import build_index, stale_reason
     from leftqa.index.embed import load_embedder
     from leftqa.qa.assistant import Assistant
@@ -121,8 +122,8 @@ def collect(
         cands = ans.score_sentences(index, r)
         head = cands[:candidates]
         gold = None if kind == "missing" else _gold_sentence(articles[a]["paragraphs"][p], q)
-        texts = tuple(ans.scored_text(index, c) for c in head)
-        labels = tuple(int(gold is not None and normalise(t) == gold) for t in texts)
+        texts = tuple(ans.scored_text(index, c, context) for c in head)
+        labels = tuple(int(gold is not None and normalise(ans.scored_text(index, c)) == gold) for c in head)
         chosen = ans.select(cands, 3, index)
         ev = ans.evidence(cands, r, chosen, ans.quoted_name_coverage(index, chosen, question))
         names = {c.pos: ans.quoted_name_coverage(index, (c,), question) for c in head}

@@ -47,6 +47,9 @@ class TrainConfig:
     # Share of the chosen answerable questions also trained as near-topic "missing" ones (`pairs.missing_pairs`:
     # the other paragraphs of their article, no answer, the no-answer option the target). Listwise loss only.
     missing_share: float = 0.0
+    # Give a sentence that opens with a pronoun or connective ("He also criticised …") the sentence before it, as a
+    # second segment after the tokenizer's separator (`text.with_context`); the answer layer then does the same.
+    context: bool = False
 
 
 @dataclass(frozen=True)

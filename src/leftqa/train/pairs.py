@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from leftqa.errors import TrainingError
 from leftqa.ingest.chunking import split_sentences
+from leftqa.text import with_context
 
 _WORD = re.compile(r"\w+")
 # Function words do not make two sentences about the same thing; hard negatives are chosen by content overlap.
@@ -69,13 +70,23 @@ def _paragraphs(article: dict[str, Any]) -> list[tuple[str, list[tuple[int, int]
     return out
 
 
+def _texts(ctx: str, spans: list[tuple[int, int]], context: bool) -> list[str]:
+    """What the scorer reads of each sentence of a paragraph: the sentence, with the one before it when it points
+    back and `context` is on (`text.with_context`)."""
+    sents = [ctx[s:e] for s, e in spans]
+    return [with_context(t, sents[i - 1] if i else "") for i, t in enumerate(sents)] if context else sents
+
+
 def answer_sentence(spans: list[tuple[int, int]], start: int) -> int | None:
     """Index of the sentence span that holds character `start`, or None."""
     return next((i for i, (s, e) in enumerate(spans) if s <= start < e), None) if start >= 0 else None
 
 
-def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2, cross_paragraph: int = 1) -> Iterator[Pair]:
-    """Pairs of every question of the articles, in article order (shuffle them for training)."""
+def make_pairs(
+    articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2, cross_paragraph: int = 1, context: bool = False
+) -> Iterator[Pair]:
+    """Pairs of every question of the articles, in article order (shuffle them for training); with `context`, a
+    sentence that points back carries the sentence before it (the same questions and labels either way)."""
     rng = random.Random(seed)
     group = -1
     for article in articles:
@@ -84,7 +95,7 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
             ctx, spans, toks = paras[pi]
             if len(spans) < 2:
                 continue
-            sents = [ctx[s:e] for s, e in spans]
+            sents = _texts(ctx, spans, context)
             for q in p["qas"]:
                 question = str(q.get("question", "")).strip()
                 if not question:
@@ -118,12 +129,12 @@ def make_pairs(articles: list[dict[str, Any]], seed: int, in_paragraph: int = 2,
                                 best, overlap = (pj, k), len(qt & tk)
                     if best is not None:
                         c2, sp2, _ = paras[best[0]]
-                        s, e = sp2[best[1]]
-                        yield Pair(question, c2[s:e], 0.0, group)
+                        yield Pair(question, _texts(c2, sp2, context)[best[1]], 0.0, group)
 
 
 def missing_pairs(
-    articles: list[dict[str, Any]], questions: set[str], share: float, seed: int, first_group: int, per_question: int = 3
+    articles: list[dict[str, Any]], questions: set[str], share: float, seed: int, first_group: int, per_question: int = 3,
+    context: bool = False,
 ) -> Iterator[Pair]:
     """Near-topic "missing" questions for the listwise loss: a `share` of the answerable `questions`, each asked
     again of the best word-overlap sentences of the *other* paragraphs of its article (none holding an answer
@@ -132,7 +143,7 @@ def missing_pairs(
     rng = random.Random(seed)
     group = first_group
     for article in articles:
-        paras = [([ctx[s:e] for s, e in spans], toks) for ctx, spans, toks in _paragraphs(article)]
+        paras = [(_texts(ctx, spans, context), toks) for ctx, spans, toks in _paragraphs(article)]
         for pi, p in enumerate(article["paragraphs"]):
             for q in p["qas"]:
                 question = str(q.get("question", "")).strip()

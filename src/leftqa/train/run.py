@@ -48,7 +48,7 @@ def run_training(
     if not held:
         raise TrainingError("the data needs at least two articles: one to train on, one held out")
     workdir.mkdir(parents=True, exist_ok=True)
-    all_pairs = list(make_pairs(train_articles, config.seed))
+    all_pairs = list(make_pairs(train_articles, config.seed, context=config.context))
     if config.loss == "listwise":  # whole questions: a question cut short of its answer sentence would mislabel it
         groups = grouped(all_pairs)
         random.Random(config.seed).shuffle(groups)
@@ -65,7 +65,7 @@ def run_training(
         if config.loss != "listwise":
             raise TrainingError("--missing-share needs --loss listwise (its questions have no positive sentence)")
         asked = {p.question for p in chosen if p.label > 0}
-        missing = list(missing_pairs(train_articles, asked, config.missing_share, config.seed, max(p.group for p in all_pairs) + 1))
+        missing = list(missing_pairs(train_articles, asked, config.missing_share, config.seed, max(p.group for p in all_pairs) + 1, context=config.context))
     log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}"
         f"{f' and {len(missing):,} missing-question pairs' if missing else ''}; {len(held)} articles held out")
     if checkpoint is None:
@@ -83,17 +83,17 @@ def run_training(
     if export.exists():
         shutil.rmtree(export)
     export_onnx(checkpoint, export)
-    _write_manifest(export, {"version": "unfitted", "max_length": config.max_length, "candidates": candidates})
+    _write_manifest(export, {"version": "unfitted", "max_length": config.max_length, "candidates": candidates, **_context(config)})
     scorer = AnswerScorer.load(export, threads=config.threads)
     # Collecting is the slow half of the fit and does not depend on the cross-encoder: cached in the workdir.
     # The name carries what shapes the cache; CACHE_VERSION changes with what is collected per question.
-    cache = workdir / f"heldout-questions-v{combiner.CACHE_VERSION}-{candidates}-{combiner_sample}-{combiner_missing}-{config.seed}.jsonl"
+    cache = workdir / f"heldout-questions-v{combiner.CACHE_VERSION}-{candidates}-{combiner_sample}-{combiner_missing}-{config.seed}{'-context' if config.context else ''}.jsonl"
     if cache.exists():
         questions = combiner.load_questions(cache)
         log(f"{len(questions):,} held-out questions from {cache}")
     else:
         log("collecting held-out questions through the pipeline")
-        questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log, combiner_missing)
+        questions = combiner.collect(held, workdir / "heldout", candidates, combiner_sample, config.seed, log, combiner_missing, config.context)
         combiner.save_questions(questions, cache)
     fitted = combiner.fit(questions, scorer, log=log, ranker_loss=ranker_loss)
     model_sha = file_sha256(export / "model.onnx")
@@ -105,6 +105,7 @@ def run_training(
         "candidates": serve_candidates,
         "fit_candidates": candidates,
         "embedding_model": BUNDLED_MODEL,  # the ranker and answerability read this model's cosines
+        **_context(config),
         "ranker": fitted["ranker"].to_dict(),
         "answerability": fitted["answerability"].to_dict(),
         "training": {
@@ -127,6 +128,11 @@ def run_training(
     _swap_in(export, Path(out))
     read_info(Path(out))
     return manifest
+
+
+def _context(config: TrainConfig) -> dict[str, str]:
+    """The manifest's record of what the cross-encoder reads besides the sentence (see `scorer.ScorerInfo.context`)."""
+    return {"sentence_context": "previous"} if config.context else {}
 
 
 def take_groups(groups: list[list[Any]], start: int, pairs: int) -> tuple[list[Any], int]:
@@ -254,6 +260,7 @@ def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
     out = f" --lr {c['lr']:g}" if c.get("lr", DEFAULT_LR) != DEFAULT_LR else ""
     out += " --freeze-embeddings" if c.get("freeze_embeddings") else ""
     out += f" --missing-share {c['missing_share']:g}" if c.get("missing_share") else ""
+    out += " --context previous" if c.get("context") else ""
     out += " --loss listwise" if c.get("loss") == "listwise" else ""
     out += f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else ""
     return out + (" --ranker-loss softmax" if met.get("ranker_loss") == "softmax" else "")
