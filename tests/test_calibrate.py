@@ -171,3 +171,26 @@ def test_the_adaptation_keeps_the_prior_and_folds_into_one_model_over_its_featur
     weights = dict(zip(folded.features, folded.weights))
     assert weights["type_found"] > 0.3  # learned here: the prior gave it nothing
     assert all(w == 0.0 for f, w in weights.items() if f not in ("ce_best", "type_found", "names_found"))
+
+
+def test_wilson_upper_bound_of_a_rate() -> None:
+    from leftqa.evals.calibrate import wilson_upper
+
+    # 2 of 198 (1.0%) could be as high as 3.6% at 95% confidence; 3 of 198 as high as 4.4%
+    assert [round(wilson_upper(k, 198), 4) for k in (0, 2, 3)] == [0.019, 0.0361, 0.0436]
+    assert wilson_upper(0, 0) == 1.0 and wilson_upper(100, 100) == pytest.approx(1.0)
+
+
+def test_a_false_abstention_bound_allows_only_as_many_misses_as_its_confidence_interval() -> None:
+    from leftqa.evals.calibrate import fit_threshold
+
+    # answerable cases at 0.01 … 1.00, unanswerable ones at 0.005 … 0.1: a higher threshold catches more of both
+    ev = [{"answerable": i / 100, "sentence": 1.0} for i in range(1, 101)]
+    ev += [{"answerable": 0.005 * i, "sentence": 1.0} for i in range(1, 21)]
+    labels = [True] * 100 + [False] * 20
+    point = fit_threshold(ev, labels)  # the rate itself <= 0.03: three of the hundred
+    assert (point["false_abstention"], point["abstention_recall"], point["threshold"]) == (0.03, 0.35, 0.0375)
+    bounded = fit_threshold(ev, labels, bound=0.1)  # 4 of 100 has an upper bound of 0.098, 5 of 100 0.112
+    assert (bounded["false_abstention"], bounded["abstention_recall"], bounded["threshold"]) == (0.04, 0.45, 0.0475)
+    assert bounded["false_abstention_bound"] == 0.1 and bounded["bound"] == "wilson-1.96"
+    assert fit_threshold(ev, labels, bound=0.03)["false_abstention"] == 0.0  # even 0 of 100 is bounded by 0.037

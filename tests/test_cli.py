@@ -319,3 +319,10 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     asked = subprocess.run([str(exe), "ask", "--json", QUESTION, *args], capture_output=True, text=True, env=env, timeout=300)
     assert asked.returncode == 0 and "Traceback" not in asked.stderr
     check_answer(json.loads(asked.stdout), QUESTION)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "lots"])
+def test_a_false_abstention_bound_outside_zero_and_one_is_a_usage_error(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    code, out, err = run(capsys, "calibrate", "--false-abstention-bound", value)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "argument --false-abstention-bound" in err and ("not between 0 and 1" in err or "not a number" in err)

