@@ -42,6 +42,7 @@ def test_frozen_and_with_() -> None:
         ({"threads": -1}, "threads"),
         ({"scorer_threads": -1}, "scorer_threads"),
         ({"support_logit": -0.5}, "support_logit"),
+        ({"followup_reader": "history"}, "unknown followup_reader 'history'"),
     ],
 )
 def test_invalid_settings_raise_config_error(changes: dict, message: str) -> None:

@@ -168,3 +168,22 @@ def test_the_support_logit_setting_decides_how_close_a_further_sentence_must_sco
     fake_assistant.settings = fake_assistant.settings.with_(support_logit=2.5)
     fake_assistant.ask("Who led the Harbour Committee?")
     assert margins == [2.5]
+
+
+@pytest.mark.parametrize(
+    ("reader", "expected"),
+    [
+        # the default shown query: the question, the conversation's context terms in brackets
+        ("query", "What did she organise? (Harbour Committee, led, Marta Quell)"),
+        # the previous question, then this one: what a reader would ask in one go
+        ("questions", "Who led the Harbour Committee? What did she organise?"),
+    ],
+)
+def test_the_scorer_reads_a_follow_up_as_the_followup_reader_setting_says(fake_assistant: Assistant, reader: str, expected: str) -> None:
+    fake_assistant.scorer = StandIn("Quell")
+    fake_assistant.settings = fake_assistant.settings.with_(followup_reader=reader)
+    answer = fake_assistant.ask("What did she organise?", ["Who led the Harbour Committee?"])
+    assert answer.query == "What did she organise? (Harbour Committee, led, Marta Quell)"  # retrieval is unchanged
+    assert fake_assistant.scorer.seen[-1][0] == expected
+    fake_assistant.ask("Who led the Harbour Committee?")  # a question that stands alone is read as asked
+    assert fake_assistant.scorer.seen[-1][0] == "Who led the Harbour Committee?"

@@ -11,6 +11,7 @@ from leftqa.errors import ConfigError
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 MODES = ("hybrid", "bm25", "dense")
+FOLLOWUP_READERS = ("query", "questions")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Settings:
     # largest value averaging <= 1.5 sentences per answer on held-out SQuAD train articles
     # (benchmarks/support_logit.py; 1.0 before: answer@1 0.816 at 1.20 sentences, 3.0: 0.850 at 1.43).
     support_logit: float = 3.0
+    # What the answer scorer reads as a follow-up's question (one that leans on the conversation): "questions", the
+    # previous question followed by this one, closer to the questions it was trained on, or "query", the question
+    # with the conversation's context terms in brackets, as retrieval searches it (before 2026-12-07). Fresh
+    # follow-ups answered 16 -> 19 of 22 (README, Evaluation).
+    followup_reader: str = "questions"
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 
@@ -66,6 +72,8 @@ class Settings:
             raise ConfigError(f"threads must be 0 (library default) or more (got {self.threads})")
         if self.scorer_threads < 0:
             raise ConfigError(f"scorer_threads must be 0 (library default) or more (got {self.scorer_threads})")
+        if self.followup_reader not in FOLLOWUP_READERS:
+            raise ConfigError(f"unknown followup_reader {self.followup_reader!r}; choose one of {', '.join(FOLLOWUP_READERS)}")
         if not 0.0 <= self.support_logit <= 20.0:
             raise ConfigError(f"support_logit must be between 0 and 20 (got {self.support_logit})")
         if self.auth and self.credentials() is None:

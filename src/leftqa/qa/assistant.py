@@ -16,6 +16,7 @@ from leftqa.errors import QuestionError
 from leftqa.index.embed import Embedder, load_embedder, split_backend
 from leftqa.index.store import Index
 from leftqa.qa import answer as ans
+from leftqa.qa.features import as_question
 from leftqa.qa.followup import build_query, context_terms, needs_context
 from leftqa.qa.retrieve import Retriever
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, BUNDLED_SCORER, AnswerScorer, Linear, read_info
@@ -60,6 +61,7 @@ class Resolved:
     query: str
     context: str
     seen: frozenset[tuple[str, int]]
+    reader: str = ""  # what the answer scorer reads as the question, when not `query` (Settings.followup_reader)
 
 
 class Assistant:
@@ -117,7 +119,8 @@ class Assistant:
         if not needs_context(question):
             return Resolved(question, "", prev.quoted)
         context = context_terms(prev.query, list(prev.sentences))
-        return Resolved(build_query(question, context), ", ".join(context), prev.quoted)
+        reader = f"{clean_question(history[-1], self.settings.max_question_chars)} {as_question(question)}" if self.settings.followup_reader == "questions" else ""
+        return Resolved(build_query(question, context), ", ".join(context), prev.quoted, reader)
 
     def _turn(self, history: tuple[str, ...], mode: str) -> Turn:
         """The last history turn resolved and answered (cached: a conversation re-asks its past each turn)."""
@@ -148,7 +151,7 @@ class Assistant:
         candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
         if self.scorer is None:
             return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
-        candidates = ans.rerank(retriever.index, candidates, resolved.query, self.scorer)
+        candidates = ans.rerank(retriever.index, candidates, resolved.reader or resolved.query, self.scorer)
         return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, self.settings.support_logit)
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
