@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT, subprocess_env
 from leftqa.errors import TrainingError
-from leftqa.train.combiner import auc, fit_logistic, fit_softmax
+from leftqa.train.combiner import auc, false_abstention_for, fit_logistic, fit_softmax, refused_at
 from leftqa.train.pairs import Pair, load_squad, make_pairs, split_articles
 
 PARA = (
@@ -136,6 +139,21 @@ def test_auc_counts_ordered_pairs() -> None:
     assert auc([0.5, 0.5, 0.7, 0.2], [True, False, True, False]) == pytest.approx(0.875)
 
 
+def test_operating_points_trade_refusal_against_false_abstention() -> None:
+    # answerable 1..10; unanswerable 0.5, 1.5, 2.5, 3.5, 9.5
+    scores = [float(v) for v in range(1, 11)] + [0.5, 1.5, 2.5, 3.5, 9.5]
+    labels = [True] * 10 + [False] * 5
+    assert refused_at(scores, labels, 0.0) == 0.2  # threshold 1: only 0.5 is below it
+    assert refused_at(scores, labels, 0.1) == 0.4  # one answerable (1) may go: threshold 2
+    assert refused_at(scores, labels, 0.29) == 0.6  # 2.9 answerable cases round down to 2: threshold 3
+    assert refused_at(scores, labels, 0.3) == 0.8  # threshold 4: 0.5, 1.5, 2.5, 3.5
+    assert refused_at(scores, labels, 1.0) == 1.0
+    assert false_abstention_for(scores, labels, 0.8) == 0.3  # refusing 3.5 abstains on 1, 2, 3
+    assert false_abstention_for(scores, labels, 0.81) == 0.9  # the fifth, 9.5, takes nine answerable with it
+    assert false_abstention_for(scores, labels, 0.0) == 0.0
+    assert false_abstention_for(scores, [True] * 15, 0.8) != false_abstention_for(scores, [True] * 15, 0.8)  # nan: no unanswerable
+
+
 @pytest.mark.e2e
 def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None:
     """A tiny but real run of the one command: train, export to ONNX int8, fit, write, load, score."""
@@ -173,11 +191,24 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     assert info["training"]["config"]["freeze_embeddings"] is True and info["metrics"]["ranker_loss"] == "softmax"
     card = (out / "MODEL_CARD.md").read_text()
     assert "CC BY-SA 4.0" in card and "--pairs 30 --layers 1 --freeze-embeddings --combiner-missing 2 --ranker-loss softmax" in card
+    assert set(info["metrics"]["cv_refused_missing"]) == {"0.02", "0.04", "0.1"}
+    assert "| missing (own paragraph taken out) refused at false abstention 0.04 |" in card
+    assert "| false abstention needed to refuse 80% of SQuAD's unanswerable |" in card
     scorer = AnswerScorer.load(out)
     assert scorer.info.ranker is not None and scorer.info.answerability is not None
     assert scorer.logits("Who kept the light?", ["Edwin Tallow kept the light.", "The guild met."]).shape == (2,)
     progress = json.loads((tmp_path / "work" / "checkpoint" / "progress.json").read_text())
     assert progress["pairs"] == 30 and progress["config"]["layers"] == 1
+
+    # The answerability curve reruns the fit protocol on the held-out questions the run cached.
+    curve = tmp_path / "curve.json"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "answerability_curve.py"), "--squad", str(tmp_path), "--scorer", str(out),
+                           "--workdir", str(tmp_path / "work"), "--json", str(curve)], capture_output=True, text=True, timeout=600, env=subprocess_env())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(curve.read_text())
+    assert result["scorer"] == info["version"] and result["questions"] == 5
+    assert set(result["base"]) == {"impossible", "missing", "all"} and set(result["base"]["all"]["refused_at"]) == {"0.02", "0.03", "0.04", "0.1", "0.2"}
+    assert "refused at false abstention 0.02" in proc.stdout
 
     # A second stage continues from the first one's checkpoint on the pairs after its 30, at another rate.
     stage2 = tmp_path / "scorer2"

@@ -267,6 +267,36 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def refused_at(scores: Sequence[float], labels: Sequence[bool], false_abstention: float) -> float:
+    """Share of the unanswerable (label False) refused by the threshold that abstains on at most
+    `false_abstention` of the answerable: abstain below the score of the answerable at that quantile."""
+    pos = np.sort([s for s, y in zip(scores, labels) if y])
+    neg = np.asarray([s for s, y in zip(scores, labels) if not y])
+    if not len(pos) or not len(neg):
+        return math.nan
+    k = int(math.floor(false_abstention * len(pos) + 1e-9))  # answerable cases that may fall below the threshold
+    if k >= len(pos):
+        return 1.0
+    return float(np.mean(neg < pos[k]))
+
+
+def false_abstention_for(scores: Sequence[float], labels: Sequence[bool], refused: float) -> float:
+    """The least share of the answerable abstained on by a threshold that refuses at least `refused` of the
+    unanswerable (label False)."""
+    pos = np.asarray([s for s, y in zip(scores, labels) if y])
+    neg = np.sort([s for s, y in zip(scores, labels) if not y])
+    if not len(pos) or not len(neg):
+        return math.nan
+    need = int(math.ceil(refused * len(neg) - 1e-9))  # unanswerable cases that must fall below the threshold
+    if need <= 0:
+        return 0.0
+    return float(np.mean(pos <= neg[need - 1]))  # the threshold sits just above the need-th lowest
+
+
+# False-abstention levels at which the model card reports the refusal the answerability estimate buys.
+OPERATING_POINTS = (0.02, 0.04, 0.10)
+
+
 def fit(
     questions: Sequence[Question], scorer: AnswerScorer, folds: int = 5, log: Callable[[str], None] = print,
     ranker_loss: str = "pointwise",
@@ -322,7 +352,11 @@ def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], fold
     metrics["cv_answerability_auc"] = round(auc(answer_scores, answer_labels), 4)
     for kind in sorted(set(answer_kinds) - {"answerable"}):
         pick = [i for i, k in enumerate(answer_kinds) if k in ("answerable", kind)]
-        metrics[f"cv_answerability_auc_{kind}"] = round(auc([answer_scores[i] for i in pick], [answer_labels[i] for i in pick]), 4)
+        pick_scores, pick_labels = [answer_scores[i] for i in pick], [answer_labels[i] for i in pick]
+        metrics[f"cv_answerability_auc_{kind}"] = round(auc(pick_scores, pick_labels), 4)
+        # What the estimate can deliver: refusal at a false-abstention budget, and the budget 80% refusal costs.
+        metrics[f"cv_refused_{kind}"] = {f"{fa:g}": round(refused_at(pick_scores, pick_labels, fa), 4) for fa in OPERATING_POINTS}
+        metrics[f"cv_false_abstention_for_0.8_refused_{kind}"] = round(false_abstention_for(pick_scores, pick_labels, 0.8), 4)
     return {"ranker": ranker, "answerability": answerability, "metrics": metrics}
 
 

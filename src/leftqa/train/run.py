@@ -290,8 +290,14 @@ def _minutes(seconds: Any) -> str:
 
 def _kind_rows(met: dict[str, Any]) -> str:
     names = {"impossible": "SQuAD's unanswerable", "missing": "missing (own paragraph taken out)"}
-    return "".join(f"| answerability AUC (answerable vs {names.get(k, k)}) | {met[f'cv_answerability_auc_{k}']:.3f} |\n"
+    rows = "".join(f"| answerability AUC (answerable vs {names.get(k, k)}) | {met[f'cv_answerability_auc_{k}']:.3f} |\n"
                    for k in ("impossible", "missing") if f"cv_answerability_auc_{k}" in met)  # fmt: skip
+    for k in ("impossible", "missing"):  # scorers trained before these were measured have no operating points
+        for fa, refused in met.get(f"cv_refused_{k}", {}).items():
+            rows += f"| {names.get(k, k)} refused at false abstention {fa} | {refused:.3f} |\n"
+        if f"cv_false_abstention_for_0.8_refused_{k}" in met:
+            rows += f"| false abstention needed to refuse 80% of {names.get(k, k)} | {met[f'cv_false_abstention_for_0.8_refused_{k}']:.3f} |\n"
+    return rows
 
 
 def with_config(config: TrainConfig, **changes: Any) -> TrainConfig:

@@ -1,0 +1,180 @@
+"""What the learned answerability estimate can deliver: refusal against false abstention on held-out SQuAD.
+
+Runs the answer scorer's own fit protocol (the SQuAD train articles it held out, the same seeded sample of
+answerable, SQuAD-unanswerable and "missing" questions, 5-fold cross-validation of the ranker and answerability
+fits) and reports, per kind of unanswerable question, the share refused at several false-abstention budgets and
+the false abstention that refusing 80% of them costs. "missing" questions (asked with their own paragraph taken
+out of the retrieval) stand for a reader's near-topic questions.
+
+`--passage-reads` also measures whether reading whole passages helps: the cross-encoder's logit for the question
+against the top retrieved passage, the passage of its best sentence, and that sentence with its neighbours, added
+as answerability features (same folds).
+
+    .venv/bin/python benchmarks/answerability_curve.py [--squad ../shared/data/squad2] [--scorer DIR] [--passage-reads]
+
+Collecting the questions (an index of the held-out paragraphs, then the pipeline per question) takes about ten
+minutes on 2 cores and is cached in --workdir; scoring them, two to five more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+LEVELS = (0.02, 0.03, 0.04, 0.10, 0.20)
+PASSAGE_TOKENS = 256  # a whole passage, not one sentence: the reads are truncated here, not at the scorer's 96
+
+
+def passage_reads(questions, articles, workdir: Path, scorer, ce_all) -> np.ndarray:  # noqa: ANN001
+    """Per question: logits for (question, top passage), (question, passage of the best-CE sentence) and
+    (question, that sentence with the ones before and after it)."""
+    from leftqa.config import Settings
+    from leftqa.qa import answer as ans
+    from leftqa.qa.assistant import Assistant
+    from leftqa.text import normalise
+    from leftqa.train import combiner as cb
+
+    home = workdir / "heldout"
+    stems = cb.write_corpus(articles, home / "corpus")  # unchanged files are left alone: the index stays fresh
+    doc_of = {q["id"]: f"{stems[(a, p)]}.txt" for a, art in enumerate(articles) for p, para in enumerate(art["paragraphs"]) for q in para["qas"]}
+    settings = Settings(corpus_dir=home / "corpus", index_dir=home / "index", top_k=10, scorer="none")
+    assistant = Assistant.load(settings)
+    index, retriever = assistant.index, assistant.retriever
+    scorer._tokenizer.enable_truncation(max_length=PASSAGE_TOKENS, strategy="only_second")
+    out = np.zeros((len(questions), 3), dtype=np.float32)
+    for i, (q, ce) in enumerate(zip(questions, ce_all)):
+        r = retriever.retrieve(q.question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER))
+        if q.kind == "missing":
+            r = cb.without(r, doc_of[q.qid], index)
+        top = index.passages[int(r.positions[0])].text
+        holding, window = top, ""
+        if len(ce):
+            best = normalise(q.texts[int(np.argmax(ce))])
+            for pos in r.positions[: ans.PASSAGES_FOR_ANSWER]:
+                p = index.passages[int(pos)]
+                texts = [normalise(s.text) for s in p.sentences]
+                if best in texts:
+                    j = texts.index(best)
+                    holding, window = p.text, " ".join(s.text for s in p.sentences[max(0, j - 1) : j + 2])
+                    break
+        v = scorer.logits(q.question, [top, holding, window or holding])
+        out[i] = v
+        if (i + 1) % 1000 == 0:
+            print(f"passage reads {i + 1:,}/{len(questions):,}", file=sys.stderr, flush=True)
+    return out
+
+
+def cv_scores(questions, ce_all, extra: np.ndarray | None = None, folds: int = 5) -> list[float]:  # noqa: ANN001
+    """Out-of-fold answerability logits, the model card's protocol (folds by question order), with optional extra
+    question-level feature columns; NaN for a fold too small to fit (a tiny run's)."""
+    from leftqa.errors import TrainingError
+    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES
+    from leftqa.train import combiner as cb
+
+    rows = [cb.candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
+    names = list(ANSWERABILITY_FEATURES) + ([f"extra{j}" for j in range(extra.shape[1])] if extra is not None else [])
+    scores = np.zeros(len(questions))
+    fold_of = [i % folds for i in range(len(questions))]
+    for k in range(folds):
+        train = [i for i in range(len(questions)) if fold_of[i] != k]
+        test = [i for i in range(len(questions)) if fold_of[i] == k]
+        try:
+            ranker = cb._fit_ranker(questions, rows, train)
+        except TrainingError:
+            scores[test] = np.nan
+            continue
+
+        def features(i: int) -> list[float]:
+            base = cb._question_features(questions[i], rows[i], ce_all[i], ranker)
+            return base + ([float(v) for v in extra[i]] if extra is not None else [])
+
+        try:
+            model = cb.fit_logistic(np.asarray([features(i) for i in train]), np.asarray([float(questions[i].answerable) for i in train]), names, cb.ANSWERABILITY_L2)
+        except TrainingError:
+            scores[test] = np.nan
+            continue
+        scores[test] = model.logit(np.asarray([features(i) for i in test]))
+    return [float(s) for s in scores]
+
+
+def curve(questions, scores: list[float]) -> dict:  # noqa: ANN001
+    """AUC, refusal at each budget and the budget of 80% refusal, per kind of unanswerable question and overall."""
+    from leftqa.train.combiner import auc, false_abstention_for, refused_at
+
+    out = {}
+    for kind in ("impossible", "missing", "all"):
+        pick = [i for i, q in enumerate(questions) if (q.answerable or kind in ("all", q.kind)) and not np.isnan(scores[i])]
+        s, y = [scores[i] for i in pick], [questions[i].answerable for i in pick]
+        out[kind] = {
+            "unanswerable": sum(1 for v in y if not v),
+            "auc": round(auc(s, y), 4),
+            "refused_at": {f"{fa:g}": round(refused_at(s, y, fa), 4) for fa in LEVELS},
+            "false_abstention_for_0.8_refused": round(false_abstention_for(s, y, 0.8), 4),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Collect (or reuse) the held-out questions, score them and print the curve."""
+    from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
+    from leftqa.train import combiner as cb
+    from leftqa.train.pairs import load_squad, split_articles
+    from leftqa.train.run import squad_train_file
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--squad", default=str(REPO.parent / "shared" / "data" / "squad2"), help="SQuAD 2.0 train (folder or file)")
+    p.add_argument("--scorer", default=str(BUNDLED_SCORER), help="answer scorer folder (default: the bundled one)")
+    p.add_argument("--workdir", default=str(REPO / "build" / "answerability-curve"), help="held-out index and question cache (reused)")
+    p.add_argument("--passage-reads", action="store_true", help="also measure whole-passage reads as answerability features")
+    p.add_argument("--json", help="also write the result as JSON here")
+    args = p.parse_args(argv)
+
+    info = read_info(Path(args.scorer))
+    training = info.extra.get("training", {})
+    config = training.get("config", {})
+    seed, held_titles = int(config.get("seed", 13)), sorted(training.get("held_out_articles", []))
+    sample_total = int(training.get("combiner_questions", 5000))
+    articles = load_squad(squad_train_file(Path(args.squad)))
+    _, held = split_articles(articles, len(held_titles), seed)
+    if sorted(str(a.get("title", "")) for a in held) != held_titles:
+        print("the held-out articles differ from the ones the scorer's manifest lists; is this the same SQuAD train file?", file=sys.stderr)
+        return 2
+    missing = int(info.extra.get("metrics", {}).get("missing_questions", 0))
+    sample = (sample_total - missing) * 2 // 3  # answerable; half as many of SQuAD's unanswerable (combiner.collect)
+    fit_candidates = int(info.extra.get("fit_candidates", 16))
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cache = workdir / f"heldout-questions-v{cb.CACHE_VERSION}-{fit_candidates}-{sample}-{missing}-{seed}{'-context' if info.context else ''}.jsonl"
+    if cache.exists():
+        questions = cb.load_questions(cache)
+    else:
+        print("collecting held-out questions through the pipeline", file=sys.stderr)
+        questions = cb.collect(held, workdir / "heldout", fit_candidates, sample, seed, cb.stderr_log, missing, info.context)
+        cb.save_questions(questions, cache)
+    scorer = AnswerScorer.load(Path(args.scorer), threads=2)
+    ce_all = [scorer.logits(q.question, list(q.texts)) if q.texts else np.zeros(0, dtype=np.float32) for q in questions]
+    result = {"scorer": info.version, "questions": len(questions), "base": curve(questions, cv_scores(questions, ce_all))}
+    if args.passage_reads:
+        reads = passage_reads(questions, held, workdir, scorer, ce_all)
+        for name, cols in (("top_passage", [0]), ("best_passage", [1]), ("window", [2]), ("all_three", [0, 1, 2])):
+            result[f"with_{name}"] = curve(questions, cv_scores(questions, ce_all, reads[:, cols]))
+    print(f"answer scorer {info.version}, {len(questions):,} held-out SQuAD train questions (5-fold CV)")
+    for setting, kinds in ((k, v) for k, v in result.items() if isinstance(v, dict)):
+        for kind, c in kinds.items():
+            at = ", ".join(f"{fa} {r:.3f}" for fa, r in c["refused_at"].items())
+            print(f"{setting:>18} {kind:>10} ({c['unanswerable']:,}): AUC {c['auc']:.4f}; refused at false abstention {at}; "
+                  f"80% refused costs false abstention {c['false_abstention_for_0.8_refused']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
