@@ -71,47 +71,15 @@ def passage_reads(questions, articles, workdir: Path, scorer, ce_all) -> np.ndar
     return out
 
 
-def cv_scores(questions, ce_all, extra: np.ndarray | None = None, folds: int = 5) -> list[float]:  # noqa: ANN001
-    """Out-of-fold answerability logits, the model card's protocol (folds by question order), with optional extra
-    question-level feature columns; NaN for a fold too small to fit (a tiny run's)."""
-    from leftqa.errors import TrainingError
-    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES
-    from leftqa.train import combiner as cb
-
-    rows = [cb.candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
-    names = list(ANSWERABILITY_FEATURES) + ([f"extra{j}" for j in range(extra.shape[1])] if extra is not None else [])
-    scores = np.zeros(len(questions))
-    fold_of = [i % folds for i in range(len(questions))]
-    for k in range(folds):
-        train = [i for i in range(len(questions)) if fold_of[i] != k]
-        test = [i for i in range(len(questions)) if fold_of[i] == k]
-        try:
-            ranker = cb._fit_ranker(questions, rows, train)
-        except TrainingError:
-            scores[test] = np.nan
-            continue
-
-        def features(i: int) -> list[float]:
-            base = cb._question_features(questions[i], rows[i], ce_all[i], ranker)
-            return base + ([float(v) for v in extra[i]] if extra is not None else [])
-
-        try:
-            model = cb.fit_logistic(np.asarray([features(i) for i in train]), np.asarray([float(questions[i].answerable) for i in train]), names, cb.ANSWERABILITY_L2)
-        except TrainingError:
-            scores[test] = np.nan
-            continue
-        scores[test] = model.logit(np.asarray([features(i) for i in test]))
-    return [float(s) for s in scores]
-
-
-def curve(questions, scores: list[float]) -> dict:  # noqa: ANN001
-    """AUC, refusal at each budget and the budget of 80% refusal, per kind of unanswerable question and overall."""
+def curve(cv: dict) -> dict:
+    """AUC, refusal at each budget and the budget of 80% refusal, per kind of unanswerable question and overall,
+    from `combiner.fit_scored`'s out-of-fold answerability logits."""
     from leftqa.train.combiner import auc, false_abstention_for, refused_at
 
     out = {}
     for kind in ("impossible", "missing", "all"):
-        pick = [i for i, q in enumerate(questions) if (q.answerable or kind in ("all", q.kind)) and not np.isnan(scores[i])]
-        s, y = [scores[i] for i in pick], [questions[i].answerable for i in pick]
+        pick = [i for i, k in enumerate(cv["kinds"]) if k == "answerable" or kind in ("all", k)]
+        s, y = [cv["scores"][i] for i in pick], [cv["labels"][i] for i in pick]
         out[kind] = {
             "unanswerable": sum(1 for v in y if not v),
             "auc": round(auc(s, y), 4),
@@ -160,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         cb.save_questions(questions, cache)
     scorer = AnswerScorer.load(Path(args.scorer), threads=2)
     ce_all = [scorer.logits(q.question, list(q.texts)) if q.texts else np.zeros(0, dtype=np.float32) for q in questions]
-    result = {"scorer": info.version, "questions": len(questions), "base": curve(questions, cv_scores(questions, ce_all))}
+    ranker_loss = str(info.extra.get("metrics", {}).get("ranker_loss", "pointwise"))
+    result = {"scorer": info.version, "questions": len(questions), "base": curve(cb.fit_scored(questions, ce_all, ranker_loss=ranker_loss)["cv"])}
     if args.passage_reads:
         reads = passage_reads(questions, held, workdir, scorer, ce_all)
         for name, cols in (("top_passage", [0]), ("best_passage", [1]), ("window", [2]), ("all_three", [0, 1, 2])):
-            result[f"with_{name}"] = curve(questions, cv_scores(questions, ce_all, reads[:, cols]))
+            result[f"with_{name}"] = curve(cb.fit_scored(questions, ce_all, ranker_loss=ranker_loss, extra=reads[:, cols])["cv"])
     print(f"answer scorer {info.version}, {len(questions):,} held-out SQuAD train questions (5-fold CV)")
     for setting, kinds in ((k, v) for k, v in result.items() if isinstance(v, dict)):
         for kind, c in kinds.items():

@@ -311,8 +311,14 @@ def fit(
     return fit_scored(questions, ce_all, folds, ranker_loss)
 
 
-def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], folds: int = 5, ranker_loss: str = "pointwise") -> dict[str, Any]:
-    """`fit` once the cross-encoder has scored every question's candidates (`ce_all`, in question order)."""
+def fit_scored(
+    questions: Sequence[Question], ce_all: Sequence[np.ndarray], folds: int = 5, ranker_loss: str = "pointwise",
+    extra: np.ndarray | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """`fit` once the cross-encoder has scored every question's candidates (`ce_all`, in question order). Also
+    returns the out-of-fold answerability logits ("cv": scores, labels, kinds). `extra`, a column per candidate
+    feature and a row per question, is appended to the answerability features: for measuring a feature the answer
+    layer does not compute yet (`benchmarks/answerability_curve.py`), never for a shipped fit."""
     if ranker_loss not in RANKER_LOSSES:
         raise TrainingError(f"unknown ranker loss {ranker_loss!r} (one of {', '.join(RANKER_LOSSES)})")
     rows = [candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
@@ -330,7 +336,7 @@ def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], fold
         test_idx = [] if k == folds else [i for i in range(len(questions)) if fold_of[i] == k]
         try:
             ranker = _fit_ranker(questions, rows, train_idx, ranker_loss)
-            answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx)
+            answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx, extra)
         except TrainingError:
             if k == folds:
                 raise
@@ -343,7 +349,7 @@ def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], fold
                 top1["rules"].append(bool(labels[0]))
                 top1["cross_encoder"].append(bool(labels[int(np.argmax(ce_all[i]))]))
                 top1["combined"].append(bool(labels[int(np.argmax(ranker.logit(rows[i])))]))
-            answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability))
+            answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability, None if extra is None else extra[i]))
             answer_labels.append(q.answerable)
             answer_kinds.append(q.kind)
     metrics["ranker_loss"] = ranker_loss
@@ -357,7 +363,8 @@ def fit_scored(questions: Sequence[Question], ce_all: Sequence[np.ndarray], fold
         # What the estimate can deliver: refusal at a false-abstention budget, and the budget 80% refusal costs.
         metrics[f"cv_refused_{kind}"] = {f"{fa:g}": round(refused_at(pick_scores, pick_labels, fa), 4) for fa in OPERATING_POINTS}
         metrics[f"cv_false_abstention_for_0.8_refused_{kind}"] = round(false_abstention_for(pick_scores, pick_labels, 0.8), 4)
-    return {"ranker": ranker, "answerability": answerability, "metrics": metrics}
+    cv = {"scores": answer_scores, "labels": answer_labels, "kinds": answer_kinds}
+    return {"ranker": ranker, "answerability": answerability, "metrics": metrics, "cv": cv}
 
 
 def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: Sequence[int], loss: str = "pointwise") -> Linear:
@@ -371,9 +378,9 @@ def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: 
     return fit_logistic(x, y, SENTENCE_FEATURES, RANKER_L2)
 
 
-def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear) -> list[float]:
+def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, extra: np.ndarray | None = None) -> list[float]:
     """ANSWERABILITY_FEATURES as `answer.evidence` reports them once the ranker has chosen (its best candidate
-    stands for the quoted sentences: their type and the names of their passage)."""
+    stands for the quoted sentences: their type and the names of their passage), then any `extra` values."""
     ev = dict(q.evidence)
     if len(ce):
         top = np.sort(ce)[::-1]
@@ -382,17 +389,21 @@ def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Lin
         ev.update(ce_best=float(top[0]), ce_margin=float(top[0] - top[1]) if len(top) > 1 else 0.0,
                   combined_best=float(z.max()), names_found=best[7],
                   type_found=1.0 if not ev.get("strict") or best[5] else 0.0)  # fmt: skip
-    return [float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES]
+    return [float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES] + ([] if extra is None else [float(v) for v in extra])
 
 
-def _fit_answerability(questions: Sequence[Question], rows: Sequence[np.ndarray], ce_all: Sequence[np.ndarray], ranker: Linear, idx: Sequence[int]) -> Linear:
-    x = np.asarray([_question_features(questions[i], rows[i], ce_all[i], ranker) for i in idx])
+def _fit_answerability(
+    questions: Sequence[Question], rows: Sequence[np.ndarray], ce_all: Sequence[np.ndarray], ranker: Linear, idx: Sequence[int],
+    extra: np.ndarray | None = None,
+) -> Linear:  # fmt: skip
+    x = np.asarray([_question_features(questions[i], rows[i], ce_all[i], ranker, None if extra is None else extra[i]) for i in idx])
     y = np.asarray([float(questions[i].answerable) for i in idx])
-    return fit_logistic(x, y, ANSWERABILITY_FEATURES, ANSWERABILITY_L2)
+    names = tuple(ANSWERABILITY_FEATURES) + (() if extra is None else tuple(f"extra{j}" for j in range(extra.shape[1])))
+    return fit_logistic(x, y, names, ANSWERABILITY_L2)
 
 
-def _answer_logit(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, answerability: Linear) -> float:
-    return float(answerability.logit(np.asarray([_question_features(q, row, ce, ranker)]))[0])
+def _answer_logit(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, answerability: Linear, extra: np.ndarray | None = None) -> float:
+    return float(answerability.logit(np.asarray([_question_features(q, row, ce, ranker, extra)]))[0])
 
 
 def stderr_log(msg: str) -> None:
