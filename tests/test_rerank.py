@@ -187,3 +187,10 @@ def test_the_scorer_reads_a_follow_up_as_the_followup_reader_setting_says(fake_a
     assert fake_assistant.scorer.seen[-1][0] == expected
     fake_assistant.ask("Who led the Harbour Committee?")  # a question that stands alone is read as asked
     assert fake_assistant.scorer.seen[-1][0] == "Who led the Harbour Committee?"
+
+
+def test_a_follow_up_to_a_request_is_read_as_two_questions(fake_assistant: Assistant) -> None:
+    fake_assistant.scorer = StandIn("Quell")
+    fake_assistant.ask("Who led it?", ["Tell me about the Harbour Committee"])
+    # each turn as the question it asks, not the request swallowing the follow-up ("What is … Who led it?")
+    assert fake_assistant.scorer.seen[-1][0] == "What is the Harbour Committee? Who led it?"

@@ -119,7 +119,11 @@ class Assistant:
         if not needs_context(question):
             return Resolved(question, "", prev.quoted)
         context = context_terms(prev.query, list(prev.sentences))
-        reader = f"{clean_question(history[-1], self.settings.max_question_chars)} {as_question(question)}" if self.settings.followup_reader == "questions" else ""
+        # Each turn as the question it asks: a request left as typed ("Tell me about X") would take the follow-up into
+        # its subject when the scorer turns it into a question.
+        reader = ""
+        if self.settings.followup_reader == "questions":
+            reader = f"{as_question(clean_question(history[-1], self.settings.max_question_chars))} {as_question(question)}"
         return Resolved(build_query(question, context), ", ".join(context), prev.quoted, reader)
 
     def _turn(self, history: tuple[str, ...], mode: str) -> Turn:
