@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from leftqa.config import BUNDLED_MODEL
 from leftqa.errors import ModelError
+from leftqa.onnxrt import fuse_bert, onnx_session, part_path, quantize_int8, quiet_export
 from leftqa.text import words
 
 BACKENDS = ("onnx", "onnx-int8", "torch")
@@ -82,16 +81,23 @@ class SentenceTransformerEmbedder:
 
         if threads > 0:
             torch.set_num_threads(threads)
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a weights-loading bar on every start is noise for a CLI
 
         try:
-            st = SentenceTransformer(path, device="cpu", local_files_only=not Path(path).exists())
+            return cls.on_device(model, path, "cpu")
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load embedding model {model!r}: {first[:300]}") from None
+
+    @classmethod
+    def on_device(cls, model: str, path: str, device: str) -> "SentenceTransformerEmbedder":
+        """`model` from `path` (a local folder, or a name already in the local cache: never downloaded) on `device`
+        ("cpu", "cuda"); loader errors are raised as they come."""
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(path, device=device, local_files_only=not Path(path).exists())
         dim = st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension") else st.get_sentence_embedding_dimension()
         return cls(model, st, int(dim))
 
@@ -140,31 +146,15 @@ def export_onnx(path: Path, dest: Path, int8: bool) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     fp32 = dest / "model.onnx"
     target = dest / ("model-int8.onnx" if int8 else "model.onnx")
-    tmp_tag = f".part-{os.getpid()}"
-    logging.disable(logging.WARNING)  # the quantiser logs advice on the root logger; nothing a user can act on
-    try:
-        _export(path, fp32, target, int8, tmp_tag)
-    finally:
-        logging.disable(logging.NOTSET)
+    with quiet_export():
+        if not fp32.exists():
+            _export_fp32(path, fp32)
+        if int8 and not target.exists():
+            quantize_int8(fp32, target)
     return target
 
 
-def _export(path: Path, fp32: Path, target: Path, int8: bool, tmp_tag: str) -> None:
-    with warnings.catch_warnings():
-        # The tracer and optimiser warn about constant folding of shapes; the export is checked against PyTorch.
-        warnings.simplefilter("ignore")
-        if not fp32.exists():
-            _export_fp32(path, fp32, tmp_tag)
-        if int8 and not target.exists():
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            tmp = target.with_name(target.name + tmp_tag)
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-            os.replace(tmp, target)
-
-
-def _export_fp32(path: Path, fp32: Path, tmp_tag: str) -> None:
+def _export_fp32(path: Path, fp32: Path) -> None:
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -184,7 +174,7 @@ def _export_fp32(path: Path, fp32: Path, tmp_tag: str) -> None:
 
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
     axes = {0: "batch", 1: "tokens"}
-    raw = fp32.with_name("raw.onnx" + tmp_tag)
+    raw = part_path(fp32.with_name("raw.onnx"))
     with torch.no_grad():
         torch.onnx.export(
             Hidden(model), (ids, (ids > 0).long(), torch.zeros_like(ids)), str(raw),
@@ -192,18 +182,10 @@ def _export_fp32(path: Path, fp32: Path, tmp_tag: str) -> None:
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
             opset_version=17, dynamo=False,
         )  # fmt: skip
-    tmp = fp32.with_name(fp32.name + tmp_tag)
     if config.get("model_type") == "bert":
-        from onnxruntime.transformers import optimizer
-
-        fused = optimizer.optimize_model(
-            str(raw), model_type="bert", num_heads=int(config["num_attention_heads"]), hidden_size=int(config["hidden_size"]), opt_level=1
-        )
-        fused.save_model_to_file(str(tmp))
-        raw.unlink()
+        fuse_bert(raw, fp32, num_heads=int(config["num_attention_heads"]), hidden_size=int(config["hidden_size"]))
     else:
-        os.replace(raw, tmp)
-    os.replace(tmp, fp32)
+        os.replace(raw, fp32)
 
 
 class OnnxEmbedder:
@@ -238,7 +220,7 @@ class OnnxEmbedder:
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-            session = _session(onnx_file, threads)
+            session = onnx_session(onnx_file, threads)
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - export/load failures become one clear message
@@ -282,21 +264,8 @@ class OnnxEmbedder:
         if self._threads <= 0 or self._threads >= cores:
             return self._session
         if self._batch_session is None:
-            self._batch_session = _session(self.model_file, cores)
+            self._batch_session = onnx_session(self.model_file, cores)
         return self._batch_session
-
-
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(threads, 0)
-    opts.inter_op_num_threads = 1
-    # Spinning worker threads burn the other core between ops; with 2 cores shared by a server that costs more
-    # than it saves (measured: 2-thread queries 2-3x slower with spinning when the machine is busy).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -125,16 +125,12 @@ class AnswerScorer:
         if check:
             verify(folder, info)
         try:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
+            from leftqa.onnxrt import onnx_session
+
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = max(threads, 0)
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.log_severity_level = 3
-            session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            session = onnx_session(folder / "model.onnx", threads)
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the answer scorer at {folder}: {first[:300]}") from None

@@ -7,12 +7,12 @@ import json
 import os
 import random
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from leftqa.errors import TrainingError
+from leftqa.onnxrt import fuse_bert, part_path, quantize_int8, quiet_export
 from leftqa.train.pairs import Pair, grouped
 
 
@@ -198,8 +198,6 @@ def _checkpoint(model, tok, out: Path, progress: dict, save_file) -> None:  # no
 
 def export_onnx(checkpoint: Path, dest: Path, int8: bool = True) -> Path:
     """`dest/model.onnx` (fused, int8 by dynamic quantisation unless int8=False) and `dest/tokenizer.json` from a checkpoint."""
-    import logging
-
     import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -210,35 +208,19 @@ def export_onnx(checkpoint: Path, dest: Path, int8: bool = True) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager").eval()
     ids = torch.tensor([[101, 7592, 102, 2088, 102], [101, 7592, 102, 2088, 0]])
     axes = {0: "batch", 1: "tokens"}
-    raw, fused, final = dest / "raw.onnx.part", dest / "fused.onnx.part", dest / "model.onnx"
-    logging.disable(logging.WARNING)  # the optimiser and quantiser log advice nobody can act on
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (ids, (ids > 0).long(), torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]])), str(raw),
-                input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}},
-                opset_version=17, dynamo=False,
-            )  # fmt: skip
-            from onnxruntime.transformers import optimizer
-
-            cfg = model.config
-            opt = optimizer.optimize_model(str(raw), model_type="bert", num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size), opt_level=1)
-            opt.save_model_to_file(str(fused))
-            raw.unlink()
-            if int8:
-                import onnx
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                tmp = dest / "model.onnx.part"
-                quantize_dynamic(str(fused), str(tmp), weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-                fused.unlink()
-                os.replace(tmp, final)
-            else:
-                os.replace(fused, final)
-    finally:
-        logging.disable(logging.NOTSET)
+    raw, fused, final = part_path(dest / "raw.onnx"), dest / "fused.onnx", dest / "model.onnx"
+    with quiet_export(), torch.no_grad():
+        torch.onnx.export(
+            model, (ids, (ids > 0).long(), torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1]])), str(raw),
+            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+        cfg = model.config
+        fuse_bert(raw, fused if int8 else final, num_heads=int(cfg.num_attention_heads), hidden_size=int(cfg.hidden_size))
+        if int8:
+            quantize_int8(fused, final)
+            fused.unlink()
     tokenizer = checkpoint / "tokenizer.json"
     if not tokenizer.is_file():
         raise TrainingError(f"{checkpoint} has no tokenizer.json")
