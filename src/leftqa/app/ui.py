@@ -1,20 +1,24 @@
-"""The chat UI: Gradio Blocks wiring and layout around the shared Assistant (no answering logic lives here)."""
+"""The chat UI: Gradio Blocks wiring and layout around the shared Assistant (no answering logic lives here).
+
+The HTML it shows comes from `app/render.py`; its CSS and JS are `app/assets/ui.css` and `app/assets/ui.js`."""
 
 from __future__ import annotations
 
-import html
 import ipaddress
-import re
 from dataclasses import asdict, dataclass, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from leftqa.app.library import DocumentRow, Library, LibraryReport
+from leftqa.app.library import Library, LibraryReport
+from leftqa.app.render import (
+    LIBRARY_COLUMNS, esc, library_table, render_answer, render_library_report, render_sources, user_bubble,
+)  # fmt: skip
 from leftqa.config import MODES, Settings
 from leftqa.errors import ConfigError, LeftQAError
 from leftqa.evals.feedback import Feedback, append_feedback
 from leftqa.ingest.documents import MAX_PACKAGE_BYTES
-from leftqa.records import Answer, Citation, Hit
+from leftqa.records import Answer
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -36,11 +40,8 @@ ANSWER_CONCURRENCY = 2
 QUEUE_SIZE = 100
 # Sources of this many earlier answers stay in the panel so markers in older chat bubbles still resolve.
 EARLIER_TURNS = 8
-_MARKER = re.compile(r"(?<!\S)\[(\d+)\](?!\S)")
-_SHOWN_QUESTION_CHARS = 300
 # Library changes rebuild the index: one at a time, the rest wait in the queue (the chat keeps answering).
 LIBRARY_CONCURRENCY = 1
-LIBRARY_COLUMNS = ("title", "file", "format", "passages", "source", "added")
 # Uploads larger than the largest source `leftqa add` accepts (PDF and DOCX) are refused by the server itself.
 MAX_UPLOAD_BYTES = MAX_PACKAGE_BYTES
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -61,124 +62,6 @@ class Conversation:
         return self.answers[-1][1] if self.answers else None
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _source_id(turn: int, n: int) -> str:
-    return f"lq-src-{turn}-{n}"
-
-
-def _cite_link(c: Citation, turn: int) -> str:
-    tip = f"[{c.n}] {c.title} › {c.section}: {c.quote[:240]}{'…' if len(c.quote) > 240 else ''}"
-    return f'<a class="lq-cite" href="#{_source_id(turn, c.n)}" title="{_e(tip)}">[{c.n}]</a>'
-
-
-def render_answer(a: Answer, turn: int) -> str:
-    """The chat bubble for an answer: escaped text, [n] markers linked to their sources, abstention spelled out."""
-    parts = []
-    if a.query != a.question:
-        parts.append(f'<p class="lq-searched">Searched for: <q>{_e(a.query)}</q></p>')
-    if a.abstained:
-        parts.append(f'<p class="lq-abstain"><strong>Not in the corpus.</strong> {_e(a.answer)}</p>')
-        parts.append('<p class="lq-hint">The nearest passages are listed under “Closest material”; they are not an answer.</p>')
-        return "".join(parts)
-    by_n = {c.n: c for c in a.citations}
-    out, pos = [], 0
-    for m in _MARKER.finditer(a.answer):
-        c = by_n.get(int(m.group(1)))
-        if c is not None:
-            out += [_e(a.answer[pos : m.start()]), _cite_link(c, turn)]
-            pos = m.end()
-    out.append(_e(a.answer[pos:]))
-    parts.append(f'<p class="lq-answer">{"".join(out)}</p>')
-    return "".join(parts)
-
-
-def _highlighted(text: str, spans: Sequence[Sequence[int]]) -> str:
-    out, pos = [], 0
-    for start, end in sorted((max(0, int(s)), min(len(text), int(e))) for s, e in spans):
-        if end <= pos:
-            continue
-        start = max(start, pos)
-        out += [_e(text[pos:start]), f'<mark class="lq-quote">{_e(text[start:end])}</mark>']
-        pos = end
-    out.append(_e(text[pos:]))
-    return "".join(out)
-
-
-def _cited_card(c: Citation, hits: dict[str, Hit], turn: int) -> str:
-    hit = hits.get(c.passage_id)
-    # The cited passage normally is among the ranked hits; if not, its quoted sentences still show verbatim.
-    body = _highlighted(hit.text, c.highlights) if hit else f'<mark class="lq-quote">{_e(c.quote)}</mark>'
-    page = f", p. {_e(c.page)}" if c.page else ""
-    origin = f" · from {_e(c.source)}" if c.source else ""  # shown as text, never a live link
-    return (
-        f'<article class="lq-source lq-cited" id="{_source_id(turn, c.n)}">'
-        f'<header><span class="lq-n">[{c.n}]</span> <span class="lq-where">{_e(c.title)} › {_e(c.section)}</span>'
-        f'<span class="lq-score" title="retrieval score">score {c.score:.3f}</span></header>'
-        f'<p class="lq-text">{body}</p>'
-        f'<footer class="lq-meta">{_e(c.doc_id)}{page} · characters {c.start}–{c.end} · passage {_e(c.passage_id)}{origin}</footer>'
-        "</article>"
-    )
-
-
-def _hit_card(h: Hit, kind: str) -> str:
-    return (
-        f'<article class="lq-source {kind}">'
-        f'<header><span class="lq-rank">#{h.rank}</span> <span class="lq-where">{_e(h.title)} › {_e(h.section)}</span>'
-        f'<span class="lq-score" title="retrieval score">score {h.score:.3f}</span></header>'
-        f'<p class="lq-text">{_e(h.text)}</p></article>'
-    )
-
-
-def _current(a: Answer, turn: int) -> str:
-    if a.abstained:
-        shown, rest = a.passages[:3], a.passages[3:]
-        more = "".join(_hit_card(h, "lq-closest") for h in rest)
-        return (
-            '<section class="lq-turn lq-notcovered"><h3>Closest material — not an answer</h3>'
-            f'<p class="lq-note">The corpus does not seem to cover <q>{_e(a.question)}</q>. These are the nearest '
-            "passages, shown so you can check for yourself; none of them answers the question.</p>"
-            + "".join(_hit_card(h, "lq-closest") for h in shown)
-            + (f'<details class="lq-more"><summary>More retrieved passages ({len(rest)})</summary>{more}</details>' if rest else "")
-            + "</section>"
-        )
-    hits = {h.passage_id: h for h in a.passages}
-    cited = {c.passage_id for c in a.citations}
-    others = [h for h in a.passages if h.passage_id not in cited]
-    more = "".join(_hit_card(h, "lq-other") for h in others)
-    return (
-        f'<section class="lq-turn"><h3>Sources</h3><p class="lq-for">for <q>{_e(a.question)}</q></p>'
-        + "".join(_cited_card(c, hits, turn) for c in a.citations)
-        + (f'<details class="lq-more"><summary>Other retrieved passages ({len(others)})</summary>{more}</details>' if others else "")
-        + "</section>"
-    )
-
-
-def render_sources(answers: Sequence[tuple[int, Answer]]) -> str:
-    """The sources panel: the latest answer's cited passages (quotes highlighted), the rest collapsed below."""
-    if not answers:
-        return '<div class="lq-sources lq-empty"><p>Sources appear here: every quoted sentence is highlighted in its passage.</p></div>'
-    turn, latest = answers[-1]
-    earlier = [
-        f'<div class="lq-earlier-turn"><p class="lq-for"><q>{_e(a.question)}</q></p>'
-        + "".join(_cited_card(c, {h.passage_id: h for h in a.passages}, t) for c in a.citations)
-        + "</div>"
-        for t, a in reversed(answers[:-1])
-        if a.citations
-    ]
-    tail = f'<details class="lq-earlier"><summary>Sources of earlier answers ({len(earlier)})</summary>{"".join(earlier)}</details>' if earlier else ""
-    return f'<div class="lq-sources">{_current(latest, turn)}{tail}</div>'
-
-
-def _user_bubble(question: str) -> dict[str, str]:
-    shown = " ".join(question.split())
-    if len(shown) > _SHOWN_QUESTION_CHARS:
-        shown = shown[:_SHOWN_QUESTION_CHARS] + "…"
-    return {"role": "user", "content": f'<span class="lq-q">{_e(shown)}</span>'}
-
-
 def respond(assistant: "Assistant", question: str, mode: str, conv: Conversation | None) -> tuple[str, list[dict[str, str]], str, Conversation]:
     """One chat turn: (new textbox value, chat bubbles, sources panel, conversation); user mistakes become bubbles."""
     conv = conv if isinstance(conv, Conversation) else Conversation()
@@ -186,12 +69,12 @@ def respond(assistant: "Assistant", question: str, mode: str, conv: Conversation
     try:
         a = assistant.ask(question, conv.history, mode if mode in MODES else None)
     except LeftQAError as exc:
-        bubbles = [_user_bubble(question)] if question.strip() else []
-        bubbles.append({"role": "assistant", "content": f'<p class="lq-error">Sorry, I can’t answer that: {_e(exc)}.</p>'})
+        bubbles = [user_bubble(question)] if question.strip() else []
+        bubbles.append({"role": "assistant", "content": f'<p class="lq-error">Sorry, I can’t answer that: {esc(exc)}.</p>'})
         conv = replace(conv, messages=conv.messages + tuple(bubbles))
         return question, list(conv.messages), render_sources(conv.answers), conv
     turn = conv.turns + 1
-    bubbles = (_user_bubble(a.question), {"role": "assistant", "content": render_answer(a, turn)})
+    bubbles = (user_bubble(a.question), {"role": "assistant", "content": render_answer(a, turn)})
     conv = Conversation(
         history=conv.history + (a.question,),
         messages=conv.messages + bubbles,
@@ -208,39 +91,16 @@ def record_feedback(settings: Settings, conv: Conversation | None, verdict: str)
     try:
         append_feedback(settings.feedback_path, Feedback.build(conv.last, conv.history[:-1], verdict))
     except LeftQAError as exc:
-        return f'<p class="lq-status lq-error">Sorry, the feedback was not saved: {_e(exc)}.</p>'
-    return f'<p class="lq-status">Thanks: “{_e(verdict)}” recorded for <q>{_e(conv.last.question)}</q>.</p>'
+        return f'<p class="lq-status lq-error">Sorry, the feedback was not saved: {esc(exc)}.</p>'
+    return f'<p class="lq-status">Thanks: “{esc(verdict)}” recorded for <q>{esc(conv.last.question)}</q>.</p>'
 
 
 def reload_index(assistant: "Assistant") -> str:
     """Load the index again from disk; the status line to show."""
     try:
-        return f'<p class="lq-status">Index reloaded: {_e(assistant.reload())}.</p>'
+        return f'<p class="lq-status">Index reloaded: {esc(assistant.reload())}.</p>'
     except LeftQAError as exc:
-        return f'<p class="lq-status lq-error">The index was not reloaded (still serving the previous one): {_e(exc)}.</p>'
-
-
-def library_table(rows: Sequence[DocumentRow]) -> list[list[Any]]:
-    """The Library table's rows: one per document, in LIBRARY_COLUMNS order (plain text; the table escapes it)."""
-    return [[r.title, r.file, r.format, r.passages, r.source, r.added] for r in rows]
-
-
-def render_library_report(report: LibraryReport | None) -> str:
-    """The Library's status line after a change: what happened, files added, and each skipped file with its reason."""
-    if report is None:
-        return '<p class="lq-status">Add files or a web address; each change updates the index while the chat keeps answering.</p>'
-    kind = "lq-status" if report.ok else "lq-status lq-error"
-    parts = [f'<p class="{kind}">{_e(report.message)}</p>']
-    if report.placed:
-        items = "".join(f"<li>{_e(p['status'])}: {_e(p['dest'])}</li>" for p in report.placed)
-        parts.append(f'<ul class="lq-placed">{items}</ul>')
-    if report.removed:
-        parts.append(f'<p class="lq-removed">Removed {_e(report.removed)}.</p>')
-    if report.skipped:
-        items = "".join(f"<li><strong>{_e(s.file)}</strong>: {_e(s.reason)}</li>" for s in report.skipped)
-        parts.append(f'<div class="lq-skipped"><p>Skipped ({len(report.skipped)}):</p><ul>{items}</ul></div>')
-    parts.append(f'<p class="lq-lib-size">The chat now answers from {report.documents} documents, {report.passages} passages.</p>')
-    return '<div class="lq-lib-report">' + "".join(parts) + "</div>"
+        return f'<p class="lq-status lq-error">The index was not reloaded (still serving the previous one): {esc(exc)}.</p>'
 
 
 def is_loopback(host: str) -> bool:
@@ -254,8 +114,7 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, credentials: tuple[str, str] | None) -> None:
-    """ConfigError when the server would listen beyond this machine without a password (the Library can change
-    the corpus, so anyone who reaches the page could)."""
+    """ConfigError when serving beyond this machine without a password (the Library lets visitors change the corpus)."""
     if credentials is None and not is_loopback(host):
         raise ConfigError(
             f"refusing to serve on {host} without a password: the Library can change the corpus; "
@@ -264,8 +123,7 @@ def check_bind(host: str, credentials: tuple[str, str] | None) -> None:
 
 
 def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str] = EXAMPLES) -> "gr.Blocks":
-    """The Gradio app: the Chat tab (chat, sources panel, feedback, Advanced panel), the Library tab, and the
-    `/ask`, `/documents`, `/add_sources`, `/add_url` and `/remove_source` API endpoints."""
+    """The Gradio app: Chat and Library tabs, and the /ask, /documents, /add_sources, /add_url, /remove_source API."""
     import gradio as gr
 
     library = Library(assistant)
@@ -420,19 +278,32 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
         app.load(lambda: show_library()[1:], None, [table, doc_choice], api_visibility="private", queue=False)
 
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=ANSWER_CONCURRENCY)
-    # After every event Gradio rebuilds a pandas summary of up to 10,000 past events for a monitoring page we
-    # do not enable; measured at 18 ms per event after 500 events and 70 ms after 10,000, more than an answer.
+    _skip_event_analytics(app)
+    return app
+
+
+def _skip_event_analytics(app: "gr.Blocks") -> None:
+    """Stop Gradio's queue from summarising past events after every event (it is private API, hence guarded)."""
+    # Since Gradio 5.44.1 (gradio-app/gradio#11764) the queue rebuilds a pandas summary of its recorded events
+    # (process times, success rates per endpoint) after every queued event (GRADIO_ANALYTICS_CACHE_FREQUENCY
+    # defaults to 1), whether or not monitoring is enabled; the summary is only served by /monitoring/summary,
+    # which since 6.22 answers 403 with enable_monitoring=False, as here. Measured at 18 ms per event after 500
+    # events and 70 ms after 10,000: more than an answer. Gradio 6.25 (#13756) caps the record at 10,000 events
+    # (GRADIO_ANALYTICS_MAX_EVENTS); before it the record grew without bound. Still so in 6.31. The attributes
+    # rather than the GRADIO_* variables, which are read when the queue is made and would reach every app of the
+    # process; without the attribute (an older or changed Gradio) this does nothing.
     queue = getattr(app, "_queue", None)
     if queue is not None and hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # sic: Gradio's spelling
         queue.ANAYLTICS_CACHE_FREQUENCY = 2**62
         queue.ANALYTICS_MAX_EVENTS = 100
-    return app
+
+
+def _asset(name: str) -> str:
+    return (files("leftqa.app") / "assets" / name).read_text(encoding="utf-8")
 
 
 def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> str:
-    """Start serving `app` on host:port in the background (never shared publicly, no extra file access); its URL.
-
-    Beyond loopback a password (`auth`) is required; with one, every page and API call needs it."""
+    """Serve `app` on host:port in the background (never shared; beyond loopback only with `auth`); its URL."""
     import gradio as gr
 
     check_bind(host, auth)
@@ -444,7 +315,7 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tu
         _, url, _ = app.launch(
             server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
             show_error=False, quiet=True, allowed_paths=None, footer_links=["api"], ssr_mode=False,
-            mcp_server=False, pwa=False, enable_monitoring=False, theme=theme, css=CSS, js=JS,
+            mcp_server=False, pwa=False, enable_monitoring=False, theme=theme, css=_asset("ui.css"), js=_asset("ui.js"),
             auth=auth, auth_message="leftqa: sign in with the user and password given to `leftqa serve --auth`.",
             max_file_size=MAX_UPLOAD_BYTES,
         )
@@ -462,63 +333,3 @@ def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860) -> 
     url = launch(app, host=host, port=port, auth=credentials)
     print(f"leftqa: chat UI on {url}  (Ctrl-C stops)", flush=True)
     app.block_thread()  # returns on Ctrl-C, after closing the server
-
-
-# Clicking a marker scrolls its source into view (opening "earlier answers" when needed) and flashes it;
-# hovering marks the card. Delegated from the document because chat bubbles are re-rendered on every turn.
-JS = """
-() => {
-  const target = (ev) => {
-    const a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#lq-src-"]') : null;
-    return a ? [a, document.getElementById(a.getAttribute("href").slice(1))] : [null, null];
-  };
-  document.addEventListener("click", (ev) => {
-    const [a, el] = target(ev);
-    if (!a) return;
-    ev.preventDefault();
-    if (!el) return;
-    for (let d = el.closest("details"); d; d = d.parentElement.closest("details")) d.open = true;
-    el.scrollIntoView({behavior: "smooth", block: "center"});
-    el.classList.remove("lq-flash");
-    void el.offsetWidth;
-    el.classList.add("lq-flash");
-  });
-  document.addEventListener("mouseover", (ev) => { const [, el] = target(ev); if (el) el.classList.add("lq-hover"); });
-  document.addEventListener("mouseout", (ev) => { const [, el] = target(ev); if (el) el.classList.remove("lq-hover"); });
-}
-"""
-
-CSS = """
-.lq-header h1 { margin: 0 0 .2rem 0; font-size: 1.6rem; }
-.lq-header p { margin: 0; color: var(--body-text-color-subdued); }
-#lq-chat .lq-searched { font-size: .85em; color: var(--body-text-color-subdued); margin: 0 0 .4rem 0; }
-#lq-chat .lq-abstain strong, #lq-chat .lq-error { color: #9a3412; }
-#lq-chat .lq-hint { font-size: .85em; color: var(--body-text-color-subdued); }
-a.lq-cite { font-weight: 600; text-decoration: none; color: #b91c1c; padding: 0 .1em; border-radius: 3px; cursor: pointer; }
-a.lq-cite:hover { background: #fde68a; }
-#lq-sources { max-height: 720px; overflow-y: auto; }
-.lq-sources h3 { margin: .2rem 0; font-size: 1.05rem; }
-.lq-sources .lq-for { margin: 0 0 .5rem 0; color: var(--body-text-color-subdued); font-size: .9em; }
-.lq-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .55rem .7rem; margin: 0 0 .6rem 0; }
-.lq-source header { display: flex; gap: .4rem; align-items: baseline; font-size: .9em; font-weight: 600; }
-.lq-source .lq-where { flex: 1; }
-.lq-source .lq-n { color: #b91c1c; }
-.lq-source .lq-score, .lq-source .lq-rank { font-weight: 400; color: var(--body-text-color-subdued); white-space: nowrap; }
-.lq-source .lq-text { white-space: pre-line; margin: .35rem 0; font-size: .92em; line-height: 1.45; }
-.lq-source .lq-meta { font-size: .75em; color: var(--body-text-color-subdued); }
-mark.lq-quote { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
-.lq-source.lq-hover, .lq-source.lq-flash { border-color: #b91c1c; box-shadow: 0 0 0 2px #fca5a5; }
-.lq-source.lq-flash { animation: lq-flash 1.6s ease-out; }
-@keyframes lq-flash { from { background: #fef3c7; } to { background: transparent; } }
-.lq-notcovered h3 { color: #9a3412; }
-.lq-notcovered .lq-note { border-left: 4px solid #f97316; padding: .3rem .6rem; background: rgba(249,115,22,.08); }
-.lq-source.lq-closest { border-style: dashed; opacity: .85; }
-.lq-source.lq-other { opacity: .85; }
-details.lq-more, details.lq-earlier { margin-top: .4rem; }
-details.lq-more summary, details.lq-earlier summary { cursor: pointer; font-size: .9em; color: var(--body-text-color-subdued); }
-.lq-status { margin: 0; font-size: .9em; }
-.lq-lib-intro { margin: .2rem 0 .6rem 0; color: var(--body-text-color-subdued); }
-.lq-lib-report ul { margin: .2rem 0 .4rem 1.2rem; font-size: .9em; }
-.lq-skipped { border-left: 4px solid #f97316; padding: .2rem .6rem; background: rgba(249,115,22,.08); }
-.lq-lib-size { font-size: .85em; color: var(--body-text-color-subdued); margin: .2rem 0; }
-"""
