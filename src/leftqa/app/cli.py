@@ -197,7 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_bind(args.host, settings.credentials())  # before the minute of loading, not after
     _warn_stale(settings)
     assistant = Assistant.load(settings)
-    serve(assistant, host=args.host, port=args.port)
+    serve(assistant, host=args.host, port=args.port, checked=True)
     return 0
 
 

@@ -302,11 +302,14 @@ def _asset(name: str) -> str:
     return (files("leftqa.app") / "assets" / name).read_text(encoding="utf-8")
 
 
-def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> str:
+def launch(
+    app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None, *, checked: bool = False
+) -> str:
     """Serve `app` on host:port in the background (never shared; beyond loopback only with `auth`); its URL."""
     import gradio as gr
 
-    check_bind(host, auth)
+    if not checked:  # checked=True: the caller ran check_bind(host, auth) already, e.g. before a slow model load
+        check_bind(host, auth)
 
     theme = gr.themes.Default(  # system fonts: the page must not fetch anything from the internet
         primary_hue="red", neutral_hue="stone", font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -325,11 +328,9 @@ def launch(app: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, auth: tu
     return str(url)
 
 
-def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Build the app for `assistant` and serve it until Ctrl-C (the `leftqa serve` command)."""
-    credentials = assistant.settings.credentials()
-    check_bind(host, credentials)
+def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860, *, checked: bool = False) -> None:
+    """Build the app for `assistant` and serve it until Ctrl-C (`leftqa serve`; `checked` as for `launch`)."""
     app = build_app(assistant, assistant.settings)
-    url = launch(app, host=host, port=port, auth=credentials)
+    url = launch(app, host=host, port=port, auth=assistant.settings.credentials(), checked=checked)
     print(f"leftqa: chat UI on {url}  (Ctrl-C stops)", flush=True)
     app.block_thread()  # returns on Ctrl-C, after closing the server
