@@ -184,7 +184,7 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
     """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds."""
     import faiss
 
-    from leftqa.index.store import Index
+    from leftqa.index.store import Chunking, Index, IndexManifest
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build may use every core
     t0 = time.perf_counter()
@@ -200,15 +200,15 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
         step = next(calls)
         return step() if callable(step) else step
 
-    manifest = {"model": model, "embedder": model, "chunking": chunking, "corpus_dir": "(synthetic)", "corpus_fingerprint": f"synthetic-{n}-{pool_size}",
-                "documents": [], "synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}}  # fmt: skip
+    manifest = IndexManifest(model=model, embedder=model, chunking=Chunking.from_dict(chunking), corpus_dir="(synthetic)", corpus_fingerprint=f"synthetic-{n}-{pool_size}",
+                             extra={"synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}})  # fmt: skip
     t1 = time.perf_counter()
     index = Index.build(passages, embed, manifest, ann_threshold=ann_threshold)
     t_build = time.perf_counter() - t1
     index.save(out)
     t_save = time.perf_counter() - t1 - t_build
     return {"pool_s": round(t_pool, 1), "text_s": round(t_text, 1), "index_build_s": round(t_build, 1), "save_s": round(t_save, 1),
-            "dense_index": index.manifest["dense_index"], "dense_params": index.manifest["dense_params"]}  # fmt: skip
+            "dense_index": index.manifest.dense_index, "dense_params": index.manifest.dense_params}  # fmt: skip
 
 
 def _passage_vectors(ids: np.ndarray, vecs: np.ndarray) -> np.ndarray:
@@ -241,7 +241,7 @@ def ann_recall(index_dir: Path, queries: np.ndarray, k: int = 10) -> dict[str, A
         exact_ms.append((time.perf_counter() - t) * 1000)
         hits += len(set(a[0].tolist()) & set(e[0].tolist()))
     return {"recall_at_10": round(hits / (k * len(queries)), 4), "ann_ms": percentiles(ann_ms), "exact_ms": percentiles(exact_ms),
-            "dense_index": index.manifest.get("dense_index"), "queries": len(queries)}  # fmt: skip
+            "dense_index": index.manifest.dense_index, "queries": len(queries)}  # fmt: skip
 
 
 def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
@@ -307,7 +307,7 @@ def plain_baseline(index_dir: Path, questions: Sequence[str], model: str) -> dic
 HEADLINE = ("hit@1", "hit@5", "mrr@10", "answer@1", "abstention_recall", "false_abstention")
 
 
-def compare_backends(corpus: Path, cases: Path, calibration: Path, work: Path, model: str) -> dict[str, Any]:
+def compare_backends(corpus: Path, cases: Path, calibration: Path | None, work: Path, model: str) -> dict[str, Any]:
     """`leftqa eval` headline metrics of torch, onnx and onnx-int8 indexes of one corpus, under one calibration.
 
     One process and one calibration for all three, so only the embedding backend differs (calibration files
@@ -316,19 +316,25 @@ def compare_backends(corpus: Path, cases: Path, calibration: Path, work: Path, m
     from leftqa.evals.cases import load_cases
     from leftqa.evals.run import evaluate
     from leftqa.index.builder import build_index
-    from leftqa.qa.assistant import Assistant, load_calibration
+    from leftqa.qa.assistant import Assistant
+    from leftqa.qa.policy import AbstentionPolicy, calibration_path, read_calibration
 
     base = model.split(":", 1)[1] if model.split(":", 1)[0] in ("torch", "onnx", "onnx-int8") else model
     loaded = load_cases([cases])
-    cal = load_calibration(calibration, base)
-    out: dict[str, Any] = {"calibration": cal.get("source", "default"), "metrics": {}, "top10_identical_to_torch": {}}
+    policy = None
+    out: dict[str, Any] = {"metrics": {}, "top10_identical_to_torch": {}}
     rankings: dict[str, list[tuple[str, ...]]] = {}
     for backend in ("torch", "onnx", "onnx-int8"):
         name = f"{backend}:{base}"
         settings_ = _settings(corpus, work / backend, name)
         build_index(settings_, full=True)
         assistant = Assistant.load(settings_)
-        assistant.calibration = dict(cal)
+        if policy is None:  # read once, unchecked: a backend-prefixed model name would refuse it, and all share one model
+            scorer = assistant.scorer
+            policy = AbstentionPolicy.from_calibration(read_calibration(calibration_path(calibration, scorer.folder if scorer else None)),
+                                                       scorer.info.answerability if scorer else None)  # fmt: skip
+            out["calibration"] = policy.source
+        assistant = assistant.with_policy(policy)
         run = evaluate(assistant, loaded, ["hybrid"])
         out["metrics"][backend] = {g: {k: v for k, v in row.items() if k in HEADLINE} for g, row in run.metrics["hybrid"].items()}
         rankings[backend] = [tuple(h.passage_id for h in assistant.search(c.question)) for c in loaded]
@@ -360,12 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("compare-backends", help="eval headline metrics of the three embedding backends")
     c.add_argument("--corpus", default="corpus")
     c.add_argument("--cases", default="evals/tuning.jsonl")
-    c.add_argument("--calibration", default="evals/calibration.json")
+    c.add_argument("--calibration", default=None, help="calibration file (default: the one beside the answer scorer)")
     c.add_argument("--work", required=True, help="folder for the three indexes")
     c.add_argument("--model", default="bundled:all-MiniLM-L6-v2")
     args = p.parse_args(argv)
     if args.command == "compare-backends":
-        result = compare_backends(Path(args.corpus), Path(args.cases), Path(args.calibration), Path(args.work), args.model)
+        result = compare_backends(Path(args.corpus), Path(args.cases), Path(args.calibration) if args.calibration else None, Path(args.work), args.model)
         for group, row in result["metrics"]["onnx"].items():
             for k in row:
                 vals = [result["metrics"][b][group].get(k) for b in ("torch", "onnx", "onnx-int8")]

@@ -19,19 +19,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
-RULES_CALIBRATION = REPO / "evals" / "calibration-rules.json"
 
 
 def _with_candidates(assistant, n: int):  # noqa: ANN001, ANN202
     """The same assistant reading `n` candidates (0: no scorer, so the rules answer and abstain)."""
-    from leftqa.qa.assistant import Assistant, load_calibration
+    from leftqa.qa.assistant import Assistant
 
     if n == 0:  # the rules with their own calibration (fitted on the 121 original cases, all in the tuning split)
-        settings = assistant.settings.with_(scorer="none", calibration_path=RULES_CALIBRATION)
-        return Assistant(settings, assistant.index, assistant.embedder, load_calibration(RULES_CALIBRATION, settings.model, None))
-    a = Assistant(assistant.settings, assistant.index, assistant.embedder, assistant.calibration, assistant.scorer)
-    a.scorer = assistant.scorer.reading(n)
-    return a
+        return Assistant(assistant.settings.with_(scorer="none"), assistant.index, assistant.embedder)
+    return Assistant(assistant.settings, assistant.index, assistant.embedder, assistant.policy, assistant.scorer.reading(n))
 
 
 def latency(assistant, questions: list[str], repeats: int) -> tuple[float, float]:  # noqa: ANN001
@@ -71,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.squad_sample and squad.DEV_DATA.is_file():
         data = squad.load_squad(squad.DEV_DATA)
         squad_base = squad.prepare(data, Path(args.squad_workdir), base.settings.model, quiet=True)
-        squad_base.scorer, squad_base.calibration = base.scorer, base.calibration
+        squad_base = Assistant(squad_base.settings, squad_base.index, squad_base.embedder, base.policy, base.scorer)
         squad_cases = []
         for c in squad.make_cases(data, sample=args.squad_sample):
             try:

@@ -38,8 +38,8 @@ def held_out_articles(scorer_json: Path, data: list[dict[str, Any]]) -> list[dic
 def measure(assistant: Any, cases: list[Any], delta: float) -> dict[str, float]:
     """answer@1 and sentences per answer of the single answerable cases at one support_logit, never abstaining."""
     assistant.settings = assistant.settings.with_(support_logit=delta)
-    assistant.calibration = {"weights": {}, "threshold": float("-inf")}  # no threshold, no cosine floor
-    row = evaluate(assistant, cases, ["hybrid"]).metrics["hybrid"]["single"]
+    never = assistant.with_policy(assistant.policy.never())  # no threshold, no cosine floor
+    row = evaluate(never, cases, ["hybrid"]).metrics["hybrid"]["single"]
     return {"support_logit": delta, "answer@1": round(row["answer@1"], 4), "sentences": round(row["sentences_per_answer"], 3)}
 
 

@@ -28,8 +28,7 @@ from leftqa.qa import retrieve  # noqa: E402
 
 def measure(assistant: Any, cases: list[Any]) -> dict[str, float]:
     """Hybrid hit@1, MRR@10 and answer@1 of the current module-level weights."""
-    assistant.calibration = {"weights": {}, "threshold": float("-inf")}  # rank and answer only, never abstain
-    run = evaluate(assistant, cases, ["hybrid"])
+    run = evaluate(assistant.with_policy(assistant.policy.never()), cases, ["hybrid"])  # rank and answer only, never abstain
     metrics = run.metrics["hybrid"]["single"]
     return {k: round(metrics[k], 4) for k in ("hit@1", "mrr@10", "answer@1")}
 

@@ -33,9 +33,12 @@ class Settings:
     # a single query is too small to split, and on 2 shared cores a second thread mostly waits (FAISS single
     # queries measured 2.5-7x slower with 2 OpenMP threads; see docs/scaling.md). Builds still use every core.
     threads: int = 1
+    # Eval case files (tuning and the locked test split) and the regression baseline of `leftqa eval --check`.
+    evals_dir: Path = Path("evals")
     feedback_path: Path = Path("evals/feedback.jsonl")
-    # Abstention weights and threshold written by `leftqa calibrate` (committed, so a fresh clone is calibrated).
-    calibration_path: Path = Path("evals/calibration.json")
+    # The abstention calibration `leftqa calibrate` writes: None means the one beside the answer scorer it calibrates
+    # (`qa/policy.py`), found the same way from any folder; a path here is read instead, and must match the scorer.
+    calibration_path: Path | None = None
     # The learned answer scorer: "bundled" (shipped in the package), a scorer folder, or "none" (rules only).
     scorer: str = "bundled"
     # ONNX Runtime threads of the answer scorer: unlike a single FAISS or embedder query, its batch of candidate
@@ -90,7 +93,7 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("corpus_dir", "index_dir", "feedback_path", "calibration_path"):
+        for key in ("corpus_dir", "index_dir", "evals_dir", "feedback_path", "calibration_path"):
             if key in values:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         try:
@@ -106,6 +109,11 @@ class Settings:
         """(user, password) from `auth`, or None when it is empty or malformed."""
         user, sep, password = self.auth.partition(":")
         return (user, password) if sep and user and password else None
+
+    @property
+    def baseline_path(self) -> Path:
+        """The regression baseline `leftqa eval --check` compares with."""
+        return self.evals_dir / "baseline.json"
 
     def chunking(self) -> dict[str, int]:
         """The settings that shape passages, as recorded in the index manifest."""

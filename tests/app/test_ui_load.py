@@ -4,17 +4,16 @@ new visitor still served meanwhile. The full 20 x 25 run is `python benchmarks/l
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
 
 import pytest
+from conftest import UIServer
 
 pytestmark = pytest.mark.e2e
 
-LOAD_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+LOAD_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
 
 
 def load_module() -> ModuleType:
@@ -28,28 +27,11 @@ def load_module() -> ModuleType:
     return sys.modules["leftqa_bench_load"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
-    from leftqa.app.ui import build_app, launch
-
-    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-load") / "feedback.jsonl")
-    app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port())
-    yield url
-    app.close()
-
-
-def test_concurrent_conversations_all_succeed_and_a_newcomer_is_served(server: str) -> None:
+def test_concurrent_conversations_all_succeed_and_a_newcomer_is_served(ui_server: UIServer) -> None:
     load = load_module()
     questions = load.eval_questions()
     assert len(questions) >= 20
-    report = load.run_load(server, conversations=4, questions=10, pool=questions)
+    report = load.run_load(ui_server.url, conversations=4, questions=10, pool=questions)
     print(report.summary())
     assert report.errors == () and report.failures == 0
     assert (report.requests, report.conversations, report.questions) == (40, 4, 10)

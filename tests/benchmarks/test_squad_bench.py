@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CTX1 = (
     "The Bell Rock Lighthouse stands on a reef off the coast of Angus in Scotland. "
@@ -99,8 +99,12 @@ def test_missing_data_is_skipped_with_a_message(squad, tmp_path: Path, capsys: p
 def test_benchmark_settings_come_from_the_environment(squad, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """LEFTQA_* variables choose what is measured (another scorer, calibration or answer length), as for `leftqa eval`."""
     monkeypatch.setenv("LEFTQA_MAX_ANSWER_SENTENCES", "1")
+    from leftqa.qa.policy import Calibration, write_calibration
+
+    write_calibration(tmp_path / "cal.json", Calibration(0.4, model="hash:64", source="mine"))
     monkeypatch.setenv("LEFTQA_CALIBRATION_PATH", str(tmp_path / "cal.json"))
     assistant = squad.prepare(SQUAD["data"], tmp_path / "work", "hash:64", quiet=True)
     assert assistant.settings.max_answer_sentences == 1
     assert assistant.settings.calibration_path == tmp_path / "cal.json"
+    assert (assistant.policy.threshold, assistant.policy.source) == (0.4, "mine")
     assert assistant.settings.index_dir == tmp_path / "work" / "index" and assistant.settings.top_k == 10

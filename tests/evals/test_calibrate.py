@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from leftqa.app.cli import main
 from leftqa.errors import EvalError
 from leftqa.evals.calibrate import Point, best_point, fit, sweep
-from leftqa.qa.assistant import DEFAULT_CALIBRATION, load_calibration
+from leftqa.qa.policy import AbstentionPolicy, default_calibration, load_calibration
 
 
 def test_sweep_counts_recall_and_false_abstention() -> None:
@@ -34,26 +35,18 @@ def test_fit_separates_answerable_from_unanswerable() -> None:
     ]
     labels = [True, True, False, False]
     result = fit(evidence, labels)
-    assert result["abstention_recall"] == 1.0
-    assert result["false_abstention"] == 0.0
-    scores = [sum(result["weights"][k] * ev[k] for k in result["weights"]) for ev in evidence]
-    assert [s < result["threshold"] for s in scores] == [False, False, True, True]
+    assert result.abstention_recall == 1.0
+    assert result.false_abstention == 0.0
+    scores = [sum(result.weights[k] * ev[k] for k in result.weights) for ev in evidence]
+    assert [s < result.threshold for s in scores] == [False, False, True, True]
 
 
 def test_fit_sets_the_sentence_floor_below_the_weakest_answerable_case() -> None:
     evidence = [{"sentence": 0.4, "coverage": 0.9}, {"sentence": 0.8, "coverage": 0.9}, {"sentence": 0.1, "coverage": 0.9}]
     result = fit(evidence, [True, True, False])
-    assert result["sentence_floor"] == pytest.approx(0.75 * 0.4)
-    assert result["abstention_recall"] == 1.0  # the high-coverage, low-cosine case is under the floor
-    assert result["false_abstention"] == 0.0
-
-
-@pytest.mark.parametrize(("sentence", "abstains"), [(0.29, True), (0.31, False)])
-def test_ask_abstains_under_the_sentence_floor(sentence: float, abstains: bool) -> None:
-    from leftqa.qa.answer import abstains as decide
-
-    ev = {"sentence": sentence, "type_found": 1.0, "names_found": 1.0}
-    assert decide(ev, conf=9.0, threshold=0.5, floor=0.3) is abstains
+    assert result.sentence_floor == pytest.approx(0.75 * 0.4)
+    assert result.abstention_recall == 1.0  # the high-coverage, low-cosine case is under the floor
+    assert result.false_abstention == 0.0
 
 
 def test_fit_needs_both_kinds_of_case() -> None:
@@ -64,17 +57,16 @@ def test_fit_needs_both_kinds_of_case() -> None:
 def test_calibration_file_is_used_only_for_its_model(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"weights": {"sentence": 1.0}, "threshold": 0.4, "model": "m1"}), encoding="utf-8")
-    assert load_calibration(path, "m1")["threshold"] == 0.4
-    assert load_calibration(path, "m2") == DEFAULT_CALIBRATION
-    assert load_calibration(tmp_path / "missing.json", "m1") == DEFAULT_CALIBRATION
+    assert load_calibration(path, "m1").threshold == 0.4
+    assert load_calibration(path, "m2") == default_calibration()
+    assert load_calibration(tmp_path / "missing.json", "m1") == default_calibration()
     path.write_text("not json", encoding="utf-8")
-    assert load_calibration(path, "m1") == DEFAULT_CALIBRATION
+    assert load_calibration(path, "m1") == default_calibration()
 
 
 @pytest.mark.parametrize(("threshold", "abstains"), [(-1.0, False), (99.0, True)])
 def test_ask_abstains_below_the_threshold(fake_assistant, threshold: float, abstains: bool) -> None:  # noqa: ANN001
-    fake_assistant.calibration = {"weights": {"sentence": 1.0}, "threshold": threshold}
-    answer = fake_assistant.ask("Who led the Harbour Committee?")
+    answer = fake_assistant.with_policy(AbstentionPolicy(threshold, weights={"sentence": 1.0})).ask("Who led the Harbour Committee?")
     assert answer.abstained is abstains
     assert bool(answer.citations) is not abstains
     assert len(answer.passages) > 0  # an abstaining answer still lists the closest passages
@@ -90,17 +82,21 @@ def test_ask_abstains_below_the_threshold(fake_assistant, threshold: float, abst
     ],
 )
 def test_a_name_the_quoted_passage_never_mentions_forces_abstention(fake_assistant, question: str, reason: str) -> None:  # noqa: ANN001
-    fake_assistant.calibration = {"weights": {"sentence": 1.0}, "threshold": -1.0}  # confidence alone never abstains
-    answer = fake_assistant.ask(question)
+    never = AbstentionPolicy(-1.0, weights={"sentence": 1.0})  # confidence alone never abstains
+    answer = fake_assistant.with_policy(never).ask(question)
     assert answer.abstained is bool(reason)
     assert answer.reason == reason
     assert answer.evidence["names_found"] == (0.5 if reason else 1.0)
 
 
-def test_committed_calibration_meets_its_budget() -> None:
-    data = json.loads(Path("evals/calibration.json").read_text("utf-8"))
-    assert data["false_abstention"] <= data["max_false_abstention"]
-    assert set(data["weights"]) <= {"sentence", "coverage", "passage", "passage_coverage", "score"}
+@pytest.mark.parametrize("name", ["scorer_model/calibration.json", "rules_calibration.json"])
+def test_committed_calibrations_meet_their_budget(name: str) -> None:
+    from leftqa.qa.policy import RULES_CALIBRATION, read_calibration
+
+    cal = read_calibration(RULES_CALIBRATION.parent / name)
+    assert cal.false_abstention is not None and cal.max_false_abstention is not None
+    assert cal.false_abstention <= cal.max_false_abstention
+    assert set(cal.weights) <= {"sentence", "coverage", "passage", "passage_coverage", "score"}
 
 
 def _evidence(n_pos: int, n_neg: int) -> tuple[list[dict[str, float]], list[bool]]:
@@ -123,30 +119,26 @@ def test_answerability_refit_learns_the_separating_evidence_with_out_of_fold_sco
     assert len(oof) == 60 and refit_answerability(ev, labels)[1] == oof  # seeded folds: reproducible
     result = fit_threshold(ev, labels, max_false=0.0, scores=oof)
     # three in four unanswerable cases lack the type; the fourth looks answerable and is answered
-    assert result["false_abstention"] == 0.0 and result["abstention_recall"] == pytest.approx(0.75)
+    assert result.false_abstention == 0.0 and result.abstention_recall == pytest.approx(0.75)
     with pytest.raises(EvalError):
         refit_answerability(ev[:40], labels[:40])
 
 
 def test_calibration_with_a_refit_is_read_only_when_well_formed(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from leftqa.qa.assistant import default_calibration
     from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear
 
     n = len(ANSWERABILITY_FEATURES)
-    own = Linear(ANSWERABILITY_FEATURES, (0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n)
-    scorer = SimpleNamespace(info=SimpleNamespace(version="v1", files={"model.onnx": "ab" * 32}, answerability=own))
     refit = Linear(ANSWERABILITY_FEATURES, (1.0,) * n, 0.5, (0.0,) * n, (1.0,) * n)
-    record = {"weights": {}, "threshold": 0.4, "model": "m1", "scorer": "v1:" + "ab" * 8, "answerability": refit.to_dict()}
+    scorer = "v1:" + "ab" * 8
+    record = {"weights": {}, "threshold": 0.4, "model": "m1", "scorer": scorer, "answerability": refit.to_dict()}
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(record), encoding="utf-8")
-    loaded = load_calibration(path, "m1", scorer)  # type: ignore[arg-type]
-    assert loaded["threshold"] == 0.4 and loaded["answerability_model"] == refit
+    loaded = load_calibration(path, "m1", scorer)
+    assert loaded.threshold == 0.4 and loaded.answerability == refit
     # a refit reading evidence the scorer does not give, or malformed, voids the threshold chosen with it
     for bad in ({**refit.to_dict(), "features": ["no_such_feature"] * n}, {"weights": [1.0]}):
         path.write_text(json.dumps({**record, "answerability": bad}), encoding="utf-8")
-        assert load_calibration(path, "m1", scorer) == default_calibration(scorer)  # type: ignore[arg-type]
+        assert load_calibration(path, "m1", scorer) == default_calibration(scorer)
 
 
 def test_the_adaptation_keeps_the_prior_and_folds_into_one_model_over_its_features() -> None:
@@ -154,7 +146,7 @@ def test_the_adaptation_keeps_the_prior_and_folds_into_one_model_over_its_featur
 
     from leftqa.evals.calibrate import refit_answerability
     from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear
-    from leftqa.train.combiner import fit_logistic
+    from leftqa.qa.scorer import fit_logistic
 
     n = len(ANSWERABILITY_FEATURES)
     ce = ANSWERABILITY_FEATURES.index("ce_best")
@@ -189,8 +181,14 @@ def test_a_false_abstention_bound_allows_only_as_many_misses_as_its_confidence_i
     ev += [{"answerable": 0.005 * i, "sentence": 1.0} for i in range(1, 21)]
     labels = [True] * 100 + [False] * 20
     point = fit_threshold(ev, labels)  # the rate itself <= 0.03: three of the hundred
-    assert (point["false_abstention"], point["abstention_recall"], point["threshold"]) == (0.03, 0.35, 0.0375)
+    assert (point.false_abstention, point.abstention_recall, point.threshold) == (0.03, 0.35, 0.0375)
     bounded = fit_threshold(ev, labels, bound=0.1)  # 4 of 100 has an upper bound of 0.098, 5 of 100 0.112
-    assert (bounded["false_abstention"], bounded["abstention_recall"], bounded["threshold"]) == (0.04, 0.45, 0.0475)
-    assert bounded["false_abstention_bound"] == 0.1 and bounded["bound"] == "wilson-1.96"
-    assert fit_threshold(ev, labels, bound=0.03)["false_abstention"] == 0.0  # even 0 of 100 is bounded by 0.037
+    assert (bounded.false_abstention, bounded.abstention_recall, bounded.threshold) == (0.04, 0.45, 0.0475)
+    assert bounded.false_abstention_bound == 0.1 and bounded.bound == "wilson-1.96"
+    assert fit_threshold(ev, labels, bound=0.03).false_abstention == 0.0  # even 0 of 100 is bounded by 0.037
+
+
+def test_calibration_never_reads_the_locked_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test.jsonl").write_text('{"id": "a", "question": "q?", "expected": ["x"]}\n')
+    assert main(["calibrate", "--cases", str(tmp_path / "test.jsonl"), "--index", str(tmp_path / "none")]) == 1
+    assert "the locked test split is never read by calibration" in capsys.readouterr().err

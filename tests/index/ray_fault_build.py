@@ -1,4 +1,4 @@
-"""Run by tests/test_ray_build.py inside its cluster's network namespace (not a test module itself).
+"""Run by tests/index/test_ray_build.py inside its cluster's network namespace (not a test module itself).
 
 A full Ray build of CORPUS into INDEX that SIGKILLs a process group (a whole Ray node: a worker, or the head) as soon
 as the first embedded batch is back, waits until that group is gone, and lets the build go on. Prints one JSON

@@ -9,6 +9,7 @@ import pytest
 
 from leftqa.qa import answer as ans
 from leftqa.qa.assistant import Assistant
+from leftqa.qa.policy import learned_reason
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, Linear, ScorerInfo
 
 
@@ -92,23 +93,30 @@ def test_sentence_features_follow_the_declared_order() -> None:
     assert rows[1][1] == 0.0 and rows[1][3] == 1.0
 
 
+def _deciding(a: Assistant, scorer: "StandIn", threshold: float = 0.5, answerability: Linear | None = None) -> Assistant:
+    """The assistant with this scorer, deciding by its answerability (or a calibrated refit) at `threshold`."""
+    from leftqa.qa.policy import AbstentionPolicy, Calibration
+
+    policy = AbstentionPolicy.from_calibration(Calibration(threshold, answerability=answerability), scorer.info.answerability)
+    return Assistant(a.settings, a.index, a.embedder, policy, scorer)  # type: ignore[arg-type]
+
+
 def test_the_assistant_abstains_by_the_learned_answerability(fake_assistant: Assistant) -> None:
     # P(answerable) = sigmoid(ce_best): the stand-in gives 5 when a sentence holds the word, -5 when none does
-    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best"))
-    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
-    yes = fake_assistant.ask("Who led the Harbour Committee?")
+    assistant = _deciding(fake_assistant, StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best")))
+    yes = assistant.ask("Who led the Harbour Committee?")
     assert not yes.abstained and "Marta Quell" in yes.answer
     assert yes.evidence["ce_best"] == 5.0 and yes.evidence["answerable"] == pytest.approx(0.993307, abs=1e-6)
-    fake_assistant.scorer = StandIn("nowhere-to-be-found", answerability=_only(ANSWERABILITY_FEATURES, "ce_best"))
-    no = fake_assistant.ask("Who led the Harbour Committee?")
+    assistant = _deciding(fake_assistant, StandIn("nowhere-to-be-found", answerability=_only(ANSWERABILITY_FEATURES, "ce_best")))
+    no = assistant.ask("Who led the Harbour Committee?")
     assert no.abstained and no.citations == () and no.reason == "the closest material does not answer it"
     assert no.passages  # the closest material is still shown
 
 
 def test_a_learned_refusal_names_what_the_material_lacks() -> None:
     ev = {"type_found": 1.0}
-    assert ans.learned_reason(ev, "When did Marta Quell visit Paris?", "Marta Quell led the committee.") == "the closest material does not mention Paris"
-    assert ans.learned_reason({"type_found": 0.0}, "When did she go?", "She went.").startswith("no answer of the expected kind")
+    assert learned_reason(ev, "When did Marta Quell visit Paris?", "Marta Quell led the committee.") == "the closest material does not mention Paris"
+    assert learned_reason({"type_found": 0.0}, "When did she go?", "She went.").startswith("no answer of the expected kind")
 
 
 def test_cited_passages_lead_the_sources_with_ranks_renumbered() -> None:
@@ -137,21 +145,18 @@ def test_a_descriptive_request_about_a_subject_the_quote_names_is_answered(fake_
 
 
 def test_a_described_subject_is_answered_below_the_threshold(fake_assistant: Assistant) -> None:
-    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0))
-    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
-    described = fake_assistant.ask("Who was Marta Quell?")
+    assistant = _deciding(fake_assistant, StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0)))
+    described = assistant.ask("Who was Marta Quell?")
     assert described.evidence["answerable"] < 0.5 and described.evidence["describes"] == 1.0 and not described.abstained
-    factual = fake_assistant.ask("Who led the Harbour Committee?")
+    factual = assistant.ask("Who led the Harbour Committee?")
     assert factual.abstained and factual.evidence["describes"] == 0.0
 
 
 def test_a_calibrated_answerability_refit_replaces_the_scorers_own(fake_assistant: Assistant) -> None:
     # the scorer's own model says unanswerable whatever the evidence; the calibration's refit says answerable
-    fake_assistant.scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0))
-    fake_assistant.calibration = {"weights": {}, "threshold": 0.5}
-    assert fake_assistant.ask("Who led the Harbour Committee?").abstained
-    fake_assistant.calibration = {"weights": {}, "threshold": 0.5, "answerability_model": _only(ANSWERABILITY_FEATURES, "ce_best")}
-    refit = fake_assistant.ask("Who led the Harbour Committee?")
+    scorer = StandIn("Quell", answerability=_only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=-5.0))
+    assert _deciding(fake_assistant, scorer).ask("Who led the Harbour Committee?").abstained
+    refit = _deciding(fake_assistant, scorer, answerability=_only(ANSWERABILITY_FEATURES, "ce_best")).ask("Who led the Harbour Committee?")
     assert not refit.abstained and refit.evidence["answerable"] == pytest.approx(0.993307, abs=1e-6)
 
 

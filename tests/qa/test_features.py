@@ -134,13 +134,14 @@ def _retrieval(kind: str):  # noqa: ANN202
     ],
 )
 def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: float, other_type_ok: float, found: float) -> None:
-    from leftqa.qa.answer import Candidate, evidence, type_missing
+    from leftqa.qa.answer import Candidate, evidence
+    from leftqa.qa.policy import forced_reason
 
     quoted = Candidate(0, 0, 0, 1.0, 0.5, 0.5, quoted_type_ok, frozenset())
     other = Candidate(0, 0, 1, 0.9, 0.5, 0.5, other_type_ok, frozenset())
     ev = evidence([quoted, other], _retrieval(kind), (quoted,))
     assert ev["type_found"] == found
-    assert type_missing(ev) is (found == 0.0)
+    assert forced_reason(ev).startswith("no answer of the expected kind") is (found == 0.0)
 
 
 @pytest.mark.parametrize(
@@ -165,23 +166,6 @@ def test_type_found_reads_only_what_would_be_quoted(kind: str, quoted_type_ok: f
 )
 def test_name_coverage(question: str, text: str, expected: float) -> None:
     assert name_coverage(question, text) == expected
-
-
-@pytest.mark.parametrize(
-    ("type_found", "names_found", "reason"),
-    [
-        (1.0, 1.0, ""),
-        (0.0, 1.0, "no answer of the expected kind (a date, number or name) in the closest material"),
-        (1.0, 0.5, "the closest material does not mention everything the question names"),
-    ],
-)
-def test_forced_abstention_rules(type_found: float, names_found: float, reason: str) -> None:
-    from leftqa.qa.answer import abstains, forced_reason
-
-    ev = {"sentence": 0.9, "type_found": type_found, "names_found": names_found}
-    assert forced_reason(ev) == reason
-    assert abstains(ev, conf=5.0, threshold=0.5) is bool(reason)  # high confidence does not override a rule
-    assert abstains(ev, conf=0.1, threshold=0.5)  # low confidence always abstains
 
 
 @pytest.mark.parametrize(

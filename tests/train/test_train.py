@@ -352,7 +352,7 @@ def test_make_scorer_runs_the_commands_of_the_shipped_model_card() -> None:
     """`make scorer` reproduces the shipped scorer: its recipe is the model card's Retrain commands, in order."""
     import re
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     card = (root / "src" / "leftqa" / "qa" / "scorer_model" / "MODEL_CARD.md").read_text(encoding="utf-8")
     block = re.search(r"## Retrain\n(?:.*\n)*?```\n(.*?)```", card, re.S)
     assert block is not None

@@ -110,11 +110,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _warn_stale(settings)
     assistant = Assistant.load(settings)
-    hits = assistant.search(args.question, args.mode, args.k)
+    hits = assistant.search(args.question)  # -k and --mode are in the settings, over LEFTQA_TOP_K and LEFTQA_MODE
     if args.json:
         from dataclasses import asdict
 
-        _print_json({"question": args.question, "mode": args.mode, "hits": [asdict(h) for h in hits]})
+        _print_json({"question": args.question, "mode": settings.mode, "hits": [asdict(h) for h in hits]})
         return 0
     for h in hits:
         print(f"{h.rank:>2}. [{h.score:.3f}] {h.title} › {h.section}  ({h.passage_id})")
@@ -202,17 +202,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from leftqa.evals.run import run_eval_command
+    from leftqa.app.measure import EvalRequest, eval_command
 
     settings = _settings(args)
     _warn_stale(settings)
-    return run_eval_command(args, settings)
+    request = EvalRequest(
+        cases=tuple(Path(p) for p in args.cases or ()), mode=args.mode, json=args.json,
+        report=Path(args.report) if args.report else None, check=args.check, write_baseline=args.write_baseline,
+        baseline=Path(args.baseline) if args.baseline else None,
+        export_beir=Path(args.export_beir) if args.export_beir else None, history=not args.no_history,
+    )  # fmt: skip
+    return eval_command(request, settings)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from leftqa.evals.calibrate import run_calibrate_command
+    from leftqa.app.measure import calibrate_command
 
-    return run_calibrate_command(args, _settings(args))
+    return calibrate_command(_settings(args), tuple(Path(p) for p in args.cases or ()), args.answerability, args.false_abstention_bound)
 
 
 def cmd_train_scorer(args: argparse.Namespace) -> int:
@@ -316,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="rank passages for a question", description="Show the passages retrieved for a question.")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=10, help="number of passages (default 10)")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("-k", type=int, default=None, help="number of passages (default 10, or LEFTQA_TOP_K)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default hybrid, or LEFTQA_MODE)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_search)
@@ -326,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?")
     p.add_argument("--history", action="append", metavar="QUESTION", help="an earlier question of the conversation (repeatable, oldest first)")
     p.add_argument("--batch", metavar="FILE", help="JSON Lines of {question, history}; - reads standard input")
-    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default hybrid)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default hybrid, or LEFTQA_MODE)")
     p.add_argument("--json", action="store_true", help="print the JSON answer object")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_ask)
@@ -340,21 +346,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure retrieval and answers on eval cases", description="Run eval cases (evals/*.jsonl) and report hit@k, MRR, nDCG, answer and abstention metrics.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
-    p.add_argument("--mode", choices=(*MODES, "all"), default="hybrid", help="retrieval mode, or all for a side-by-side table")
+    p.add_argument("--mode", choices=(*MODES, "all"), default=None, help="retrieval mode, or all for a side-by-side table (default hybrid, or LEFTQA_MODE)")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
     p.add_argument("--report", metavar="DIR", help="write report.json and report.md (with failing cases) to DIR")
     p.add_argument("--check", action="store_true", help="fail when a headline metric drops below evals/baseline.json")
-    p.add_argument("--baseline", metavar="FILE", default="evals/baseline.json", help="baseline file for --check/--write-baseline")
+    p.add_argument("--baseline", metavar="FILE", default=None, help="baseline file for --check/--write-baseline (default evals/baseline.json)")
     p.add_argument("--write-baseline", action="store_true", help="store the current metrics as the baseline")
     p.add_argument("--export-beir", metavar="DIR", help="write the cases and corpus in BEIR layout to DIR")
     p.add_argument("--no-history", action="store_true", help="ask follow-up cases without their history (for comparison)")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention weights and threshold on answerable vs unanswerable eval cases and store them in evals/calibration.json.")
-    p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
+    p = sub.add_parser("calibrate", help="choose abstention thresholds from the eval cases", description="Fit the abstention threshold (and the rules' weights) on answerable vs unanswerable tuning cases and store it beside the answer scorer it calibrates (or in LEFTQA_CALIBRATION_PATH).")
+    p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: the tuning cases of evals/)")
     p.add_argument("--false-abstention-bound", type=_unit_interval, metavar="B", help="choose the threshold so that the 95%% Wilson upper bound of false abstention on the cases is <= B (default: the rate itself <= 0.03)")
-    p.add_argument("--answerability", choices=("keep", "adapt", "refit"), default="keep",
+    p.add_argument("--answerability", choices=("keep", "adapt", "refit"), default="keep",  # a choice, not a setting
                    help="the answer scorer's answerability model: keep it and choose only its threshold (default), adapt it "
                         "to the cases (its logit rescaled, the type and name evidence reweighted) or refit every weight")
     _common(p, corpus=True)

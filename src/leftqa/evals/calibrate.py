@@ -1,22 +1,20 @@
-"""`leftqa calibrate`: choose the abstention weights and threshold from answerable vs unanswerable eval cases."""
+"""Abstention calibration: choose the policy's threshold (and the rules' weights) from answerable vs unanswerable
+eval cases of the tuning split, as a `Calibration` (`leftqa calibrate` writes it beside the scorer)."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Mapping, Sequence
 
-from leftqa.config import Settings
 from leftqa.errors import EvalError
-from leftqa.evals.cases import EVALS_DIR, TEST, default_case_files, load_cases
-from leftqa.qa.answer import confidence, forced_reason
+from leftqa.evals.cases import Case
 from leftqa.qa.assistant import Assistant, scorer_id
-from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear, sigmoid
+from leftqa.qa.policy import AbstentionPolicy, Calibration, CurvePoint
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear, fit_logistic, sigmoid
 
 MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on (rules)
 # With the learned scorer only the threshold on P(answerable) is chosen; the product target is <= 0.04 false
@@ -45,13 +43,9 @@ ADAPT_FEATURES = ("type_found", "names_found")
 GRID = {"sentence": (1.0,), "coverage": (0.0, 0.25, 0.5, 0.75, 1.0), "passage_coverage": (0.0, 0.25, 0.5, 1.0)}
 
 
-@dataclass(frozen=True)
-class Point:
-    """One threshold on the trade-off curve."""
-
-    threshold: float
-    abstention_recall: float
-    false_abstention: float
+Point = CurvePoint
+KEEP, ADAPT, REFIT = "keep", "adapt", "refit"  # `--answerability`: the scorer's own model, adapted, or refitted
+Evidence = Mapping[str, float]
 
 
 def sweep(scores: Sequence[float], labels: Sequence[bool], forced: Sequence[bool] = ()) -> list[Point]:
@@ -88,35 +82,34 @@ def best_point(points: list[Point], max_false: float = MAX_FALSE_ABSTENTION) -> 
     return max(allowed, key=lambda p: (p.abstention_recall, -p.false_abstention, -p.threshold))
 
 
-def fit(evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false: float = MAX_FALSE_ABSTENTION) -> dict[str, Any]:
-    """Weights and threshold maximising abstention recall with false abstention <= max_false."""
+def _floor(evidence: Sequence[Evidence], labels: Sequence[bool]) -> float:
+    """The sentence-cosine floor: under every answerable case, so it only ever removes what nothing answers."""
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
+    return round(FLOOR_MARGIN * min(ev.get("sentence", 0.0) for ev, y in zip(evidence, labels) if y), 6)
+
+
+def fit(evidence: Sequence[Evidence], labels: Sequence[bool], max_false: float = MAX_FALSE_ABSTENTION) -> Calibration:
+    """The rules' weights and threshold maximising abstention recall with false abstention <= max_false."""
+    floor = _floor(evidence, labels)
     best: tuple[tuple[float, float], dict[str, float], Point, list[Point]] | None = None
-    floor = round(FLOOR_MARGIN * min(ev.get("sentence", 0.0) for ev, y in zip(evidence, labels) if y), 6)
-    forced = [bool(forced_reason(ev)) or ev.get("sentence", 0.0) < floor for ev in evidence]
     for values in itertools.product(*GRID.values()):
         weights = dict(zip(GRID, values))
-        scores = [confidence(ev, weights) for ev in evidence]
-        points = sweep(scores, labels, forced)
+        policy = AbstentionPolicy(-math.inf, floor, None, weights)
+        forced = [policy.forced(ev) for ev in evidence]
+        points = sweep([policy.score(ev) for ev in evidence], labels, forced)
         p = best_point(points, max_false)
         key = (p.abstention_recall, -p.false_abstention)
         if best is None or key > best[0]:
             best = (key, weights, p, points)
     assert best is not None
     _, weights, point, points = best
-    return {
-        "weights": weights,
-        "threshold": point.threshold,
-        "sentence_floor": floor,
-        "abstention_recall": point.abstention_recall,
-        "false_abstention": point.false_abstention,
-        "curve": [p.__dict__ for p in points],
-    }
+    return Calibration(point.threshold, floor, weights, max_false_abstention=max_false, abstention_recall=point.abstention_recall,
+                       false_abstention=point.false_abstention, curve=tuple(points))  # fmt: skip
 
 
 def refit_answerability(
-    evidence: Sequence[dict[str, float]], labels: Sequence[bool], prior: Linear | None = None,
+    evidence: Sequence[Evidence], labels: Sequence[bool], prior: Linear | None = None,
     extra: Sequence[str] = ADAPT_FEATURES, l2: float = ANSWERABILITY_L2, folds: int = FOLDS, seed: int = 0,
 ) -> tuple[Linear, list[float]]:  # fmt: skip
     """The answerability model refitted on the tuning evidence, and every case's out-of-fold P(answerable).
@@ -127,8 +120,6 @@ def refit_answerability(
     bias are fitted, few enough to adapt without forgetting it; without, every weight. The threshold is then
     chosen on out-of-fold estimates (stratified, seeded folds), not on the cases the model was fitted to."""
     import numpy as np
-
-    from leftqa.train.combiner import fit_logistic
 
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
@@ -166,22 +157,20 @@ def _fold(adapted: Linear, prior: Linear, columns: Sequence[int]) -> Linear:
 
 
 def fit_threshold(
-    evidence: Sequence[dict[str, float]], labels: Sequence[bool], max_false: float | None = None,
+    evidence: Sequence[Evidence], labels: Sequence[bool], max_false: float | None = None,
     scores: Sequence[float] | None = None, bound: float | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> Calibration:  # fmt: skip
     """The threshold on the learned P(answerable) (the evidence's, or `scores`) with the most abstention recall
     within the false-abstention budget: a rate <= `max_false`, or with `bound` a 95% Wilson upper bound <= it."""
-    if all(labels) or not any(labels):
-        raise EvalError("calibration needs both answerable and unanswerable cases")
     # As with the rules, a best sentence nearly orthogonal to the question is never an answer, however the learned
     # estimate reads it (a string of markup, a question in another language): the floor sits under every
     # answerable tuning case.
-    floor = round(FLOOR_MARGIN * min(ev.get("sentence", 0.0) for ev, y in zip(evidence, labels) if y), 6)
-    forced = [ev.get("sentence", 0.0) < floor for ev in evidence]
-    # A descriptive request whose subject the quote is about is answered whatever the threshold (`answer.describes`).
+    floor = _floor(evidence, labels)
+    # Any learned model will do: the policy reads P(answerable) from the evidence or `scores` given here.
+    policy = AbstentionPolicy(-math.inf, floor, Linear((), (), 0.0, (), ()))
     p_answerable = list(scores) if scores is not None else [ev.get("answerable", 0.0) for ev in evidence]
-    points = sweep([2.0 if ev.get("describes") else p for ev, p in zip(evidence, p_answerable)], labels, forced)
-    how: dict[str, Any] = {}
+    points = sweep([policy.score(ev, p) for ev, p in zip(evidence, p_answerable)], labels, [policy.forced(ev) for ev in evidence])
+    how: dict[str, object] = {}
     if bound is not None:
         n_pos = sum(labels)
         # The largest rate whose upper bound is within `bound` (rates are k / n_pos, so k is recovered exactly).
@@ -191,74 +180,33 @@ def fit_threshold(
     elif max_false is None:
         max_false = MAX_FALSE_ABSTENTION_LEARNED
     p = best_point(points, max_false)
-    return {"weights": {}, "threshold": p.threshold, "sentence_floor": floor, "abstention_recall": p.abstention_recall,
-            "false_abstention": p.false_abstention, "curve": [q.__dict__ for q in points], "max_false": max_false, **how}  # fmt: skip
+    return Calibration(p.threshold, floor, {}, max_false_abstention=max_false, abstention_recall=p.abstention_recall,
+                       false_abstention=p.false_abstention, curve=tuple(points), **how)  # type: ignore[arg-type]  # fmt: skip
 
 
-def collect(assistant: Any, cases: Sequence[Any]) -> tuple[list[dict[str, float]], list[bool]]:
+def collect(assistant: Assistant, cases: Sequence[Case]) -> tuple[list[dict[str, float]], list[bool]]:
     """Evidence for every case with abstention switched off, and whether the case is answerable."""
-    saved = assistant.calibration
-    assistant.calibration = {"weights": {}, "threshold": float("-inf")}
-    try:
-        evidence = [assistant.ask(c.question, c.history).evidence for c in cases]
-    finally:
-        assistant.calibration = saved
-    return evidence, [c.answerable for c in cases]
+    never = assistant.with_policy(assistant.policy.never())
+    return [never.ask(c.question, c.history).evidence for c in cases], [c.answerable for c in cases]
 
 
-def run_calibrate_command(args: Any, settings: Settings) -> int:
-    """Fit abstention on the eval cases, print the trade-off curve and write the calibration file."""
-    files = [Path(p) for p in args.cases] if getattr(args, "cases", None) else default_case_files(EVALS_DIR, exclude=[settings.feedback_path], tuning_only=True)
-    locked = [str(p) for p in files if p.stem == TEST]
-    if locked:
-        raise EvalError(f"{', '.join(locked)}: the locked test split is never read by calibration; calibrate on the tuning cases")
-    cases = load_cases(files)
-    assistant = Assistant.load(settings)
+def calibrate(assistant: Assistant, cases: Sequence[Case], case_files: Sequence[str], how: str = KEEP, bound: float | None = None) -> Calibration:
+    """Fit the assistant's abstention on tuning cases: the learned threshold (with the scorer's answerability model
+    kept, adapted or refitted), or the rules' weights and threshold."""
     evidence, labels = collect(assistant, cases)
-    learned = assistant.scorer is not None and assistant.scorer.info.answerability is not None
-    refit = None
-    how = getattr(args, "answerability", "keep") or "keep"
-    bound = getattr(args, "false_abstention_bound", None)
+    learned = assistant.policy.learned and assistant.scorer is not None
     if bound is not None and not learned:
         raise EvalError("--false-abstention-bound applies to the learned answer scorer's threshold; the rules use their own budget")
-    if learned and how != "keep":
-        prior = assistant.scorer.info.answerability if how == "adapt" else None
+    refit = None
+    if learned and how != KEEP:
+        prior = assistant.scorer.info.answerability if how == ADAPT else None  # type: ignore[union-attr]
         refit, out_of_fold = refit_answerability(evidence, labels, prior=prior)
         result = fit_threshold(evidence, labels, scores=out_of_fold, bound=bound)
     else:
         result = fit_threshold(evidence, labels, bound=bound) if learned else fit(evidence, labels)
-    record = {
-        "weights": result["weights"],
-        "threshold": result["threshold"],
-        **({"answerability": refit.to_dict(), "answerability_fit": how, "answerability_l2": ANSWERABILITY_L2, "folds": FOLDS} if refit else {}),
-        **({"sentence_floor": result["sentence_floor"]} if "sentence_floor" in result else {}),
-        "source": "leftqa calibrate",
-        "model": settings.model,
-        "scorer": scorer_id(assistant.scorer),
-        "case_files": [str(p) for p in files],
-        "cases": {"answerable": sum(labels), "unanswerable": len(labels) - sum(labels)},
-        "max_false_abstention": result.get("max_false", MAX_FALSE_ABSTENTION),
-        **{k: result[k] for k in ("false_abstention_bound", "bound") if k in result},
-        "abstention_recall": result["abstention_recall"],
-        "false_abstention": result["false_abstention"],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "curve": result["curve"],
-    }
-    path = Path(settings.calibration_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    if learned:
-        print(f"answer scorer {record['scorer']}: abstain when P(answerable) < {result['threshold']:.4f}")
-    else:
-        print(f"weights {result['weights']}, threshold {result['threshold']:.4f}, sentence floor {result['sentence_floor']:.4f}")
-    print(f"abstention recall {result['abstention_recall']:.3f}, false abstention {result['false_abstention']:.3f} "
-          f"({record['cases']['answerable']} answerable, {record['cases']['unanswerable']} unanswerable cases)")
-    print("trade-off (threshold: abstention recall / false abstention):")
-    curve = result["curve"]
-    step = max(1, len(curve) // 12)
-    for p in curve[::step]:
-        print(f"  {p['threshold']:.4f}: {p['abstention_recall']:.3f} / {p['false_abstention']:.3f}")
-    print(f"wrote {path}")
-    return 0
+    return replace(
+        result, answerability=refit, answerability_fit=how if refit else "", answerability_l2=ANSWERABILITY_L2 if refit else None,
+        folds=FOLDS if refit else None, source="leftqa calibrate", model=assistant.settings.model,
+        scorer=scorer_id(assistant.scorer), case_files=tuple(case_files), answerable=sum(labels),
+        unanswerable=len(labels) - sum(labels), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )  # fmt: skip

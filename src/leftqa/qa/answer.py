@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from leftqa.index.store import Index
-from leftqa.qa.features import as_question, descriptive_subject, missing_names, name_coverage
+from leftqa.qa.features import as_question, descriptive_subject, name_coverage
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
-from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, sigmoid
+from leftqa.qa.scorer import SENTENCE_FEATURES, AnswerScorer
 from leftqa.records import Citation, Hit, Passage
 from leftqa.text import is_stopword, stems, with_context, words
 
@@ -222,12 +222,6 @@ def _learned_evidence(candidates: list[Candidate]) -> dict[str, float]:
     }
 
 
-def answerability(ev: dict[str, float], model: Linear) -> float:
-    """Estimated probability that the corpus answers the question, from the evidence (the learned model)."""
-    x = np.asarray([[float(ev.get(k, 0.0)) for k in model.features]], dtype=np.float64)
-    return round(sigmoid(float(model.logit(x)[0])), 6)
-
-
 def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
     """1.0 when the question asks what something is ("Who was Bukharin?", "Tell me about the POUM") and the quoted
     sentences are about it: every content word of the subject is in their passage and one is in the quote.
@@ -240,16 +234,6 @@ def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> flo
     passage = set(stems(words(passage_context(index, chosen[0].pos))))
     quoted = set(stems(words(" ".join(scored_text(index, c) for c in chosen))))
     return 1.0 if wanted and wanted <= passage and wanted & quoted else 0.0
-
-
-def learned_reason(ev: dict[str, float], question: str, quoted_text: str) -> str:
-    """Why a learned-model abstention happened, in words: what the closest material lacks."""
-    missing = missing_names(question, quoted_text)
-    if missing:
-        return "the closest material does not mention " + ", ".join(missing)
-    if ev.get("type_found", 1.0) == 0.0:
-        return "no answer of the expected kind (a date, number or name) in the closest material"
-    return "the closest material does not answer it"
 
 
 def passage_context(index: Index, pos: int) -> str:
@@ -265,30 +249,4 @@ def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: 
     return name_coverage(question, passage_context(index, chosen[0].pos))
 
 
-def type_missing(ev: dict[str, float]) -> bool:
-    """A question of a strict type (when, how long, how many, who, where) whose quoted sentences hold no date,
-    duration, number or name: abstain whatever the confidence."""
-    return ev.get("type_found", 1.0) == 0.0
-
-
-def forced_reason(ev: dict[str, float]) -> str:
-    """Why the evidence rules out an answer whatever the confidence, or "" when nothing does."""
-    if type_missing(ev):
-        return "no answer of the expected kind (a date, number or name) in the closest material"
-    if ev.get("names_found", 1.0) < 1.0:
-        return "the closest material does not mention everything the question names"
-    return ""
-
-
-def abstains(ev: dict[str, float], conf: float, threshold: float, floor: float = 0.0) -> bool:
-    """Not in the corpus: confidence under the calibrated threshold, best sentence cosine under the calibrated
-    floor, or a rule of `forced_reason`."""
-    return conf < threshold or ev.get("sentence", 0.0) < floor or bool(forced_reason(ev))
-
-
-def confidence(ev: dict[str, float], weights: dict[str, float]) -> float:
-    """Linear confidence from evidence (weights from calibration)."""
-    return sum(weights.get(k, 0.0) * v for k, v in ev.items())
-
-
-__all__ = ["ANSWERABILITY_FEATURES", "Candidate", "SentenceEvidence", "answerability", "cite", "confidence", "evidence", "rerank", "score_sentences", "select"]
+__all__ = ["Candidate", "SentenceEvidence", "cite", "evidence", "rerank", "score_sentences", "select"]

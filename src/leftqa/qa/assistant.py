@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
-from typing import Any, Sequence
+from typing import Sequence
 
 from leftqa.config import BUNDLED_MODEL, Settings
 from leftqa.errors import QuestionError
@@ -18,19 +17,12 @@ from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.features import as_question
 from leftqa.qa.followup import build_query, context_terms, needs_context
-from leftqa.qa.retrieve import Retriever
-from leftqa.qa.scorer import ANSWERABILITY_FEATURES, BUNDLED_SCORER, AnswerScorer, Linear, read_info
+from leftqa.qa.policy import NOT_COVERED, RULES, AbstentionPolicy, load_policy
+from leftqa.qa.retrieve import Retrieval, Retriever
+from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
 from leftqa.records import Answer, Hit
 
-# Used when no calibration file exists (see `leftqa calibrate`).
-DEFAULT_CALIBRATION: dict[str, Any] = {
-    "weights": {"sentence": 1.0, "passage_coverage": 0.6},
-    "threshold": 0.75,
-    "sentence_floor": 0.25,
-    "source": "default",
-}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-NOT_COVERED = "The corpus does not seem to cover this question, so I won't quote anything as an answer."
 
 
 def clean_question(text: object, limit: int) -> str:
@@ -68,7 +60,7 @@ class Assistant:
     """Answers questions from one loaded index; thread-safe (the index is read-only)."""
 
     def __init__(
-        self, settings: Settings, index: Index, embedder: Embedder, calibration: dict[str, Any] | None = None,
+        self, settings: Settings, index: Index, embedder: Embedder, policy: AbstentionPolicy | None = None,
         scorer: AnswerScorer | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
@@ -76,33 +68,36 @@ class Assistant:
         self.embedder = embedder
         self.scorer = scorer
         self.retriever = Retriever(index, embedder)
-        self.calibration = dict(calibration or default_calibration(scorer))
+        self.policy = policy or load_policy_for(settings, scorer)
         self._turns: OrderedDict[tuple[str, ...], Turn] = OrderedDict()
         self._lock = Lock()
 
     @classmethod
-    def load(cls, settings: Settings, check_corpus: bool = True) -> "Assistant":
+    def load(cls, settings: Settings) -> "Assistant":
         """Load the index and model named by settings, refusing an index built for another model or chunking.
 
         A corpus changed since the build is no reason to refuse: the passages are still valid quotes (the CLI and UI
-        warn with `index.builder.stale_warning`). `check_corpus` is kept for callers; it no longer refuses."""
-        index = _load_index(settings, check_corpus)
+        warn with `index.builder.stale_warning`)."""
+        index = _load_index(settings)
         embedder = load_embedder(settings.model, settings.threads)
         if settings.threads > 0:
             import faiss
 
             faiss.omp_set_num_threads(settings.threads)
         scorer = load_scorer(settings)
-        return cls(settings, index, embedder, load_calibration(Path(settings.calibration_path), settings.model, scorer), scorer)
+        return cls(settings, index, embedder, load_policy_for(settings, scorer), scorer)
+
+    def with_policy(self, policy: AbstentionPolicy) -> "Assistant":
+        """The same index, models and settings deciding with another policy (calibration and measurements)."""
+        return Assistant(self.settings, self.index, self.embedder, policy, self.scorer)
 
     def reload(self) -> str:
-        """Load the index again from disk (after a rebuild), keeping the loaded model; requests in flight finish
-        on the old index."""
-        index = _load_index(self.settings, check_corpus=True)
+        """Load the index again from disk (after a rebuild), keeping the loaded models and policy; requests in flight
+        finish on the old index."""
+        index = _load_index(self.settings)
         retriever = Retriever(index, self.embedder)
-        calibration = load_calibration(Path(self.settings.calibration_path), self.settings.model, self.scorer)
         with self._lock:
-            self.index, self.retriever, self.calibration = index, retriever, calibration
+            self.index, self.retriever = index, retriever
             self._turns.clear()
         return f"{self.index.size} passages from {len(self.index.manifest.get('documents', []))} documents"
 
@@ -150,7 +145,7 @@ class Assistant:
                 self._turns.popitem(last=False)
         return turn
 
-    def _choose(self, retriever: Retriever, r: Any, resolved: "Resolved") -> tuple[list[ans.Candidate], tuple[ans.Candidate, ...]]:
+    def _choose(self, retriever: Retriever, r: Retrieval, resolved: "Resolved") -> tuple[list[ans.Candidate], tuple[ans.Candidate, ...]]:
         """Every scored candidate sentence (best first) and the ones to quote."""
         candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
         if self.scorer is None:
@@ -165,26 +160,17 @@ class Assistant:
         q = clean_question(question, self.settings.max_question_chars)
         hist = tuple(h for h in (" ".join(_CONTROL.sub(" ", str(h)).split()) for h in history) if h)
         resolved = self._resolve(q, hist, mode)
-        retriever, calibration = self.retriever, self.calibration  # one consistent snapshot across a reload
+        retriever, policy = self.retriever, self.policy  # one consistent snapshot across a reload
         k = max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER)
         r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
-        if self.scorer is not None and self.scorer.info.answerability is not None:
-            conf = ans.answerability(evidence, calibration.get("answerability_model") or self.scorer.info.answerability)
-            evidence = {**evidence, "answerable": conf, "describes": ans.describes(retriever.index, chosen, q)}
-            unrelated = evidence.get("sentence", 0.0) < float(calibration.get("sentence_floor", 0.0))
-            abstain = not candidates or unrelated or (conf < float(calibration["threshold"]) and not evidence["describes"])
-            closest = ans.passage_context(retriever.index, chosen[0].pos) if chosen else ""
-            reason = ans.learned_reason(evidence, q, closest) if abstain else ""
-        else:
-            conf = ans.confidence(evidence, calibration["weights"])
-            abstain = not candidates or ans.abstains(
-                evidence, conf, float(calibration["threshold"]), float(calibration.get("sentence_floor", 0.0))
-            )
-            reason = (ans.forced_reason(evidence) or "low evidence") if abstain else ""
-        if abstain:
+        if policy.learned:
+            evidence = {**evidence, "answerable": policy.confidence(evidence), "describes": ans.describes(retriever.index, chosen, q)}
+        closest = ans.passage_context(retriever.index, chosen[0].pos) if chosen and policy.learned else ""
+        decision = policy.decide(evidence, bool(candidates), q, closest)
+        if decision.abstain:
             text, citations = NOT_COVERED, ()
         else:
             text, citations = ans.cite(retriever.index, chosen, r)
@@ -193,19 +179,19 @@ class Assistant:
         return Answer(
             question=q,
             query=resolved.query,
-            abstained=abstain,
+            abstained=decision.abstain,
             answer=text,
             citations=citations,
             passages=hits,
             mode=mode,
-            reason=reason,
-            confidence=round(conf, 6),
+            reason=decision.reason,
+            confidence=round(decision.confidence, 6),
             evidence=evidence,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
 
 
-def _load_index(settings: Settings, check_corpus: bool) -> Index:
+def _load_index(settings: Settings) -> Index:
     """The index named by settings, checked against the configured model and chunking (a stale corpus is fine)."""
     index = Index.load(Path(settings.index_dir))
     index.check_compatible(settings.model, settings.chunking(), None)
@@ -226,46 +212,11 @@ def load_scorer(settings: Settings) -> AnswerScorer | None:
 
 def scorer_id(scorer: AnswerScorer | None) -> str:
     """What a calibration was made with: the scorer's version and model checksum, or "rules"."""
-    if scorer is None:
-        return "rules"
-    return f"{scorer.info.version}:{scorer.info.files.get('model.onnx', '')[:16]}"
+    return RULES if scorer is None else scorer.info.id
 
 
-def default_calibration(scorer: AnswerScorer | None) -> dict[str, Any]:
-    """The uncalibrated defaults: the rules' weights, or an even-odds answerability threshold."""
-    if scorer is None:
-        return dict(DEFAULT_CALIBRATION)
-    return {"weights": {}, "threshold": 0.5, "source": "default", "scorer": scorer_id(scorer)}
-
-
-def load_calibration(path: Path, model: str, scorer: AnswerScorer | None = None) -> dict[str, Any]:
-    """The abstention threshold (and rule weights) saved by `leftqa calibrate` for this model and scorer, else
-    the defaults."""
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError):
-        return default_calibration(scorer)
-    if (
-        isinstance(data, dict)
-        and isinstance(data.get("weights"), dict)
-        and isinstance(data.get("threshold"), (int, float))
-        and data.get("model", model) == model  # thresholds of one model mean nothing for another
-        and data.get("scorer", "rules") == scorer_id(scorer)  # nor those of one scorer for another
-    ):
-        refit = _refit_answerability(data.get("answerability"), scorer)
-        if data.get("answerability") is not None and refit is None:
-            return default_calibration(scorer)  # its threshold was chosen for a model we cannot read
-        return {**data, "answerability_model": refit} if refit is not None else data
-    return default_calibration(scorer)
-
-
-def _refit_answerability(raw: Any, scorer: AnswerScorer | None) -> Linear | None:
-    """The answerability model `leftqa calibrate` refitted on the tuning split, when it is well formed and reads
-    only evidence the scorer provides; else None."""
-    if raw is None or scorer is None or scorer.info.answerability is None:
-        return None
-    try:
-        model = Linear.from_dict(raw)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return model if set(model.features) <= set(ANSWERABILITY_FEATURES) else None
+def load_policy_for(settings: Settings, scorer: AnswerScorer | None) -> AbstentionPolicy:
+    """The abstention policy for these settings and scorer: the calibration beside the scorer (or the one
+    `Settings.calibration_path` names), the same from whatever folder leftqa runs in."""
+    answerability = scorer.info.answerability if scorer is not None else None
+    return load_policy(settings.calibration_path, scorer.folder if scorer is not None else None, scorer_id(scorer), settings.model, answerability)

@@ -17,16 +17,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from leftqa.errors import ModelError
-from leftqa.files import file_sha256
+from leftqa.errors import ModelError, TrainingError
+from leftqa.files import atomic_write_bytes, file_sha256
 
 FORMAT = "leftqa-answer-scorer"
 FORMAT_VERSION = 1
 MANIFEST = "scorer.json"
 BUNDLED_SCORER = Path(__file__).resolve().parent / "scorer_model"
-# Sentence features the combination reads, in order (see qa/answer.py `combine_features`).
+# Sentence features the learned ranker reads, in order (built by qa/answer.py `sentence_features`).
 SENTENCE_FEATURES = ("ce", "ce_rank", "rule", "rule_rank", "passage", "passage_rank", "cosine", "coverage", "type_ok", "bigram")
-# Question-level features of the answerability estimate (see qa/answer.py `answerability_features`).
+# Question-level features of the answerability estimate (keys of qa/answer.py `evidence`; read by qa/policy.py).
 ANSWERABILITY_FEATURES = ("ce_best", "ce_margin", "combined_best", "sentence", "coverage", "passage", "passage_coverage", "names_found", "type_found")
 
 
@@ -59,6 +59,33 @@ class Linear:
         return {"features": list(self.features), "weights": list(self.weights), "bias": self.bias, "mean": list(self.mean), "scale": list(self.scale)}
 
 
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 for a constant column), as `Linear` stores them."""
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return x.mean(axis=0), scale
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: float, iters: int = 50) -> Linear:
+    """L2-regularised logistic regression by Newton's method on standardised features."""
+    if len(set(y.tolist())) < 2:
+        raise TrainingError("the fit needs both positive and negative examples")
+    mean, scale = standardisation(x)
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2)
+    reg[-1] = 0.0  # the bias is not shrunk
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return Linear(tuple(features), tuple(float(v) for v in w[:-1]), float(w[-1]), tuple(float(v) for v in mean), tuple(float(v) for v in scale))
+
+
 @dataclass(frozen=True)
 class ScorerInfo:
     """What `scorer.json` says of a model folder."""
@@ -73,6 +100,11 @@ class ScorerInfo:
     # The model reads a sentence that points back with the sentence before it (manifest "sentence_context":
     # "previous"; `text.with_context`); older scorers read the sentence alone.
     context: bool = False
+
+    @property
+    def id(self) -> str:
+        """What a calibration is made with: the version and the model's checksum prefix."""
+        return f"{self.version}:{self.files.get('model.onnx', '')[:16]}"
 
 
 def read_info(folder: Path) -> ScorerInfo:
@@ -95,6 +127,14 @@ def read_info(folder: Path) -> ScorerInfo:
     keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files", "sentence_context")}
     return ScorerInfo(str(d.get("version", "")), int(d.get("max_length", 96)), int(d.get("candidates", 16)), ranker, answerability,
                       dict(d.get("files", {})), keep, context == "previous")  # fmt: skip
+
+
+def record_file(folder: Path, name: str) -> None:
+    """List a file of the scorer folder in its manifest with its sha256 (after `leftqa calibrate` rewrites it)."""
+    path = Path(folder) / MANIFEST
+    data = json.loads(path.read_text("utf-8"))
+    data["files"] = {**data.get("files", {}), name: file_sha256(Path(folder) / name)}
+    atomic_write_bytes(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def verify(folder: Path, info: ScorerInfo) -> None:

@@ -27,7 +27,7 @@ from leftqa.ingest.chunking import split_sentences
 from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.retrieve import Retrieval
-from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, fit_logistic, standardisation
 from leftqa.text import normalise
 from leftqa.train.pairs import answer_sentence
 
@@ -170,33 +170,6 @@ def candidate_rows(q: Question, ce: np.ndarray) -> np.ndarray:
     return ans.sentence_features(heads, ce)
 
 
-def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 for a constant column), as `Linear` stores them."""
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    return x.mean(axis=0), scale
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: float, iters: int = 50) -> Linear:
-    """L2-regularised logistic regression by Newton's method on standardised features."""
-    if len(set(y.tolist())) < 2:
-        raise TrainingError("the fit needs both positive and negative examples")
-    mean, scale = _standardisation(x)
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    reg = np.full(z.shape[1], l2)
-    reg[-1] = 0.0  # the bias is not shrunk
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -30, 30)))
-        grad = z.T @ (p - y) + reg * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return Linear(tuple(features), tuple(float(v) for v in w[:-1]), float(w[-1]), tuple(float(v) for v in mean), tuple(float(v) for v in scale))
-
-
 def fit_softmax(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Sequence[str], l2: float, iters: int = 50) -> Linear:
     """L2-regularised conditional logit by Newton's method: per group (one question's candidate rows and 0/1
     labels), the softmax of the linear scores should put its mass on the labelled rows. The bias, which the
@@ -207,7 +180,7 @@ def fit_softmax(groups: Sequence[tuple[np.ndarray, np.ndarray]], features: Seque
     if not groups:
         raise TrainingError("the fit needs groups with a labelled row")
     x_all = np.vstack([x for x, _ in groups])
-    mean, scale = _standardisation(x_all)
+    mean, scale = standardisation(x_all)
     zs = [((x - mean) / scale, y / y.sum()) for x, y in groups]
 
     def loss(w: np.ndarray) -> float:
