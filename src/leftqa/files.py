@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,22 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _part(dest: Path) -> Path:
+    """The hidden temporary file a write to `dest` goes through (the corpus reader ignores dot files)."""
+    return dest.with_name(f".{dest.name}.part-{os.getpid()}")
+
+
 def atomic_write_bytes(dest: Path, data: bytes) -> None:
     """Write via a hidden temp file (ignored by the corpus reader) and rename, so a crash leaves no half file."""
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    tmp = _part(dest)
     tmp.write_bytes(data)
+    os.replace(tmp, dest)
+
+
+def atomic_copy(src: Path, dest: Path) -> None:
+    """Copy a file (streamed) via a hidden temp file and rename, so a crash leaves no half file."""
+    tmp = _part(dest)
+    shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
 
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from leftqa.errors import CorpusError, SourceError
-from leftqa.files import atomic_write_bytes, file_sha256
+from leftqa.files import atomic_copy, atomic_write_bytes, file_sha256
 from leftqa.ingest.corpus import READERS, SIDECAR, read_source_url, sidecar_path, source_digests
 from leftqa.ingest.documents import MAX_FILE_BYTES, MAX_PACKAGE_BYTES, MAX_UNPACKED_BYTES, check_package
 
@@ -165,9 +164,7 @@ def _copy_file(src: Path, dest: Path, corpus_dir: Path, replace: bool, label: st
         side = sidecar_path(src)
         if side.is_file():  # a page downloaded earlier keeps its source URL
             atomic_write_bytes(sidecar_path(dest), side.read_bytes())
-        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        atomic_copy(src, dest)
     except PermissionError:
         raise SourceError(f"{src}: permission denied, not copied") from None
     except OSError as exc:
