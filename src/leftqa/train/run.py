@@ -4,7 +4,6 @@ scorer folder (scorer.json with checksums, MODEL_CARD.md). Fixed seeds; every st
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -14,7 +13,8 @@ from typing import Any, Callable
 
 from leftqa.config import BUNDLED_MODEL
 from leftqa.errors import TrainingError
-from leftqa.files import file_sha256
+from leftqa.files import atomic_write_bytes, file_sha256
+from leftqa.index.store import swap_in
 from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
@@ -148,27 +148,19 @@ def take_groups(groups: list[list[Any]], start: int, pairs: int) -> tuple[list[A
 def _write_manifest(folder: Path, fields: dict[str, Any]) -> None:
     files = {name: file_sha256(folder / name) for name in ("model.onnx", "tokenizer.json")}
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **fields, "files": files}
-    tmp = folder / (MANIFEST + ".part")
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    atomic_write_bytes(folder / MANIFEST, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def _swap_in(src: Path, dest: Path) -> None:
-    """Copy the new scorer beside `dest`, then rename over it: a crash leaves the old scorer whole."""
+    """Copy the new scorer beside `dest`, then swap it in as an index is (`store.swap_in`): a crash leaves the old
+    scorer whole."""
     tmp = dest.with_name(dest.name + ".new")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     for name in ("model.onnx", "tokenizer.json", MANIFEST, "MODEL_CARD.md"):
         shutil.copy2(src / name, tmp / name)
-    old = dest.with_name(dest.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old.exists():
-        shutil.rmtree(old)
+    swap_in(tmp, dest)
 
 
 def model_card(m: dict[str, Any]) -> str:
