@@ -246,7 +246,7 @@ def warm_asks(index_dir: Path, corpus: Path, model: str, questions: list[str]) -
     assistant = Assistant.load(Settings(index_dir=index_dir, corpus_dir=corpus, model=model))
     load_s = time.perf_counter() - t
     wall, cpu = bench.time_asks(assistant, questions)
-    return {"ms": bench.percentiles(wall), "cpu_ms": bench.percentiles(cpu), "load_s": round(load_s, 2), "dense_index": assistant.index.manifest.get("dense_index")}
+    return {"ms": bench.percentiles(wall), "cpu_ms": bench.percentiles(cpu), "load_s": round(load_s, 2), "dense_index": assistant.index.manifest.dense_index}
 
 
 def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:

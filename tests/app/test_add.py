@@ -277,7 +277,7 @@ def test_add_rejects_unknown_and_missing_paths_but_adds_the_rest(settings: Setti
         f"warning: {tmp_path / 'data.csv'}: unsupported file type '.csv' (supported: .docx .htm .html .jsonl .markdown .md .pdf .txt)",
         f"warning: {tmp_path / 'nope.txt'}: no such file or folder",
     ]
-    assert Index.load(settings.index_dir).manifest["documents"][1]["doc_id"] == "ok.txt"
+    assert Index.load(settings.index_dir).manifest.documents[1].doc_id == "ok.txt"
 
 
 def test_adding_a_file_already_in_the_corpus_just_indexes(settings: Settings) -> None:

@@ -256,7 +256,7 @@ def test_two_changes_at_once_queue_and_both_land(fake_assistant: Assistant, tmp_
     assert results["first"].ok and results["second"].ok
     assert results["second"].message == "4 documents: 1 added, 0 changed, 0 removed, 3 unchanged; 2 passages embedded"  # only the two changed paragraphs are new text
     index = Index.load(Path(fake_assistant.settings.index_dir))  # every checksum verified
-    assert [d["doc_id"] for d in index.manifest["documents"]] == ["guild-copy.md", "harbour-history.txt", "mill.txt", "weavers-guild.md"]
+    assert [d.doc_id for d in index.manifest.documents] == ["guild-copy.md", "harbour-history.txt", "mill.txt", "weavers-guild.md"]
 
 
 def test_a_build_held_elsewhere_is_reported_and_the_chat_keeps_its_index(fake_assistant: Assistant, tmp_path: Path) -> None:

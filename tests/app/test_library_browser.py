@@ -115,7 +115,7 @@ def test_document_titles_and_reasons_are_shown_as_text(visit: Visit, library: tu
     page.wait_for_timeout(500)  # give an injected handler time to fire, were there one
     assert page.locator('img[src="x"]').count() == 0
     assert page.locator("#lq-docs script, #lq-lib-status script").count() == 0
-    doc_id = next(d["doc_id"] for d in library[1].index.manifest["documents"] if d["title"] == evil)
+    doc_id = next(d.doc_id for d in library[1].index.manifest.documents if d.title == evil)
     from leftqa.app.library import Library
 
     assert Library(library[1]).remove(doc_id).ok

@@ -218,7 +218,7 @@ def test_two_uploads_at_once_queue_and_never_corrupt_anything(library: tuple[str
     assert all(r["ok"] for r in reports)
     assert sorted(r["message"].split(":")[0] for r in reports) == ["2 documents", "3 documents"]  # one after the other
     index = Index.load(Path(assistant.settings.index_dir))  # every file's checksum verified
-    assert sorted(d["doc_id"] for d in index.manifest["documents"]) == ["anti-stalinist-left.txt", "harbour.txt", "mill.txt"]
+    assert sorted(d.doc_id for d in index.manifest.documents) == ["anti-stalinist-left.txt", "harbour.txt", "mill.txt"]
     assert "Marta Quell" in ask(one, HARBOUR_Q)["answer"] and "Marran" in ask(two, MILL_Q)["answer"]
     for doc_id in ("harbour.txt", "mill.txt"):
         assert one.predict(doc_id, api_name="/remove_source")["ok"]

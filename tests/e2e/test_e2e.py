@@ -54,8 +54,8 @@ def check_trotsky(a: dict) -> None:
 
 def test_real_index_manifest(real_index_settings: Settings) -> None:
     m = read_manifest(real_index_settings.index_dir)
-    assert (m["model"], m["dimension"]) == ("bundled:all-MiniLM-L6-v2", 384)
-    assert m["passages"] >= 10
+    assert (m.model, m.dimension) == ("bundled:all-MiniLM-L6-v2", 384)
+    assert m.passages >= 10
 
 
 def test_antwerp_group_cites_knufken(real_assistant) -> None:  # noqa: ANN001

@@ -118,7 +118,7 @@ def test_add_change_remove_and_unchanged(settings: Settings, monkeypatch: pytest
     assert sorted(embedder.seen) == sorted(fresh - known)
     assert {p.doc_id for p in new.passages} == {"harbour-history.txt", "weavers-guild.md", "mill-copy.txt"}
     assert not any("Carrow" in p.text for p in new.passages)  # the removed file left nothing behind
-    assert [d["doc_id"] for d in new.manifest["documents"]] == ["harbour-history.txt", "mill-copy.txt", "weavers-guild.md"]
+    assert [d.doc_id for d in new.manifest.documents] == ["harbour-history.txt", "mill-copy.txt", "weavers-guild.md"]
 
 
 def test_changing_back_reuses_vectors(settings: Settings) -> None:

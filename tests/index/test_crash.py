@@ -53,7 +53,7 @@ def index_cmd(corpus: Path, index: Path, *extra: str) -> list[str]:
 
 
 def doc_ids(index_dir: Path) -> list[str]:
-    return [d["doc_id"] for d in Index.load(index_dir).manifest["documents"]]
+    return [d.doc_id for d in Index.load(index_dir).manifest.documents]
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def test_every_index_file_is_checksummed(pristine: Settings) -> None:
     index_dir = Path(pristine.index_dir)
     on_disk = sorted(p.relative_to(index_dir).as_posix() for p in index_dir.rglob("*") if p.is_file())
-    listed = sorted(read_manifest(index_dir)["files"])
+    listed = sorted(read_manifest(index_dir).files or {})
     assert on_disk == sorted([*listed, "manifest.json"])
     assert set(INDEX_FILES) <= set(listed)  # the files the damage tests below cover
 

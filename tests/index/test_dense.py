@@ -19,10 +19,13 @@ from leftqa.index.store import (
     PASSAGES,
     SENTENCE_STARTS,
     Bm25Scorer,
+    Chunking,
     Index,
+    IndexManifest,
     dense_spec,
     ef_search,
     line_offsets,
+    read_manifest,
     verify_files,
 )
 from leftqa.records import Passage, Sentence
@@ -54,7 +57,7 @@ def clustered_vectors(texts: list[str], dim: int = 32, clusters: int = 20) -> np
 
 
 def build(passages: list[Passage], ann_threshold: int, model: str = FAKE_MODEL) -> Index:
-    manifest = {"model": model, "embedder": model, "chunking": {"min_words": 40, "max_words": 150}}
+    manifest = IndexManifest(model=model, embedder=model, chunking=Chunking(min_words=40, max_words=150))
     return Index.build(passages, clustered_vectors, manifest, ann_threshold=ann_threshold)
 
 
@@ -70,8 +73,8 @@ def test_dense_spec_switches_to_hnsw_at_the_threshold(n: int, threshold: int, ki
 def test_manifest_records_the_dense_index_and_load_applies_it(tmp_path: Path, threshold: int, kind: str, params: dict) -> None:
     build(make_passages(300), threshold).save(tmp_path / "index")
     loaded = Index.load(tmp_path / "index")
-    assert loaded.manifest["dense_index"] == kind
-    assert loaded.manifest["dense_params"] == params
+    assert loaded.manifest.dense_index == kind
+    assert loaded.manifest.dense_params == params
     assert loaded.dense.ntotal == 300
     if params:
         assert loaded.dense.hnsw.efSearch == 512
@@ -89,7 +92,7 @@ def test_hnsw_recall_at_10_against_exact_search_is_at_least_095(tmp_path: Path) 
     _, a = index.dense.search(queries, 10)
     _, e = exact.dense.search(queries, 10)
     recall = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a.tolist(), e.tolist())])
-    assert index.manifest["dense_index"] == "hnsw32-ip" and exact.manifest["dense_index"] == "flat-ip"
+    assert index.manifest.dense_index == "hnsw32-ip" and exact.manifest.dense_index == "flat-ip"
     assert recall >= 0.95
 
 
@@ -141,9 +144,9 @@ def test_large_files_are_checked_by_their_edges_at_load_and_fully_on_request(tmp
     monkeypatch.setattr(index_module, "EDGE", 1024)
     path = tmp_path / "index"
     build(make_passages(400, seed=5), 10_000).save(path)
-    manifest = json.loads((path / MANIFEST).read_text())
+    manifest = read_manifest(path)
     vectors = path / "sentence_vectors.npy"
-    assert "edge_sha256" in manifest["files"]["sentence_vectors.npy"]
+    assert manifest.files is not None and manifest.files["sentence_vectors.npy"].edge_sha256 is not None
     data = bytearray(vectors.read_bytes())
     middle = len(data) // 2
     data[middle] ^= 0xFF
@@ -191,16 +194,17 @@ def test_split_backend(model: str, backend: str, base: str) -> None:
     ],
 )
 def test_an_index_built_with_another_backend_is_refused(built: str, configured: str, message: str) -> None:
-    index = Index({"model": built, "backend": split_backend(built)[0], "chunking": {}}, [], np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(1), {}, None, None)
+    manifest = IndexManifest(model=built, embedder=built, chunking=Chunking(40, 150), backend=split_backend(built)[0])
+    index = Index(manifest, [], np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(1), {}, None, None)
     with pytest.raises(IndexMismatchError, match=message):
-        index.check_compatible(configured, {}, None)
-    index.check_compatible(built, {}, None)
+        index.check_compatible(configured, manifest.chunking.to_dict(), None)
+    index.check_compatible(built, manifest.chunking.to_dict(), None)
 
 
 def test_build_records_the_backend_in_the_manifest(tmp_path: Path) -> None:
     index = build(make_passages(5), 10_000, model="onnx-int8:bundled:all-MiniLM-L6-v2")
-    assert index.manifest["backend"] == "onnx-int8"
-    assert build(make_passages(5), 10_000).manifest["backend"] == "hash"
+    assert index.manifest.backend == "onnx-int8"
+    assert build(make_passages(5), 10_000).manifest.backend == "hash"
 
 
 @pytest.mark.e2e

@@ -15,7 +15,7 @@ from leftqa.config import Settings
 from leftqa.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from leftqa.index.builder import build_index, stale_reason
 from leftqa.index.embed import load_embedder
-from leftqa.index.store import FORMAT, FORMAT_VERSION, MANIFEST, Index, read_manifest, recover, swap_in
+from leftqa.index.store import FORMAT, FORMAT_VERSION, MANIFEST, Chunking, Index, IndexManifest, read_manifest, recover, swap_in
 from leftqa.ingest.chunking import chunk_documents
 from leftqa.ingest.corpus import read_corpus
 from leftqa.qa.assistant import Assistant
@@ -36,17 +36,18 @@ def test_build_report_and_manifest(fake_settings: Settings) -> None:
     assert report.sentences == sum(len(p.sentences) for p in Index.load(fake_settings.index_dir).passages)
 
     manifest = read_manifest(fake_settings.index_dir)
-    assert manifest["format"] == FORMAT and manifest["format_version"] == FORMAT_VERSION
-    assert manifest["leftqa_version"] == __version__
-    assert (manifest["model"], manifest["embedder"], manifest["dimension"]) == (FAKE_MODEL, FAKE_MODEL, 64)
-    assert manifest["chunking"] == {"min_words": 40, "max_words": 150}
-    assert manifest["passages"] == TINY_PASSAGES and manifest["sentences"] == report.sentences
-    assert [d["doc_id"] for d in manifest["documents"]] == ["harbour-history.txt", "weavers-guild.md"]
-    assert len(manifest["corpus_fingerprint"]) == 32
-    assert {"passages.jsonl", "passage_vectors.npy", "sentence_vectors.npy", "dense.faiss", "terms.json"} <= set(manifest["files"])
-    for name, meta in manifest["files"].items():
-        assert (fake_settings.index_dir / name).stat().st_size == meta["bytes"]
-        assert len(meta["sha256"]) == 64
+    assert manifest.format == FORMAT and manifest.format_version == FORMAT_VERSION
+    assert manifest.leftqa_version == __version__
+    assert (manifest.model, manifest.embedder, manifest.dimension) == (FAKE_MODEL, FAKE_MODEL, 64)
+    assert manifest.chunking == Chunking(min_words=40, max_words=150)
+    assert manifest.passages == TINY_PASSAGES and manifest.sentences == report.sentences
+    assert [d.doc_id for d in manifest.documents] == ["harbour-history.txt", "weavers-guild.md"]
+    assert manifest.corpus_fingerprint is not None and len(manifest.corpus_fingerprint) == 32
+    assert manifest.files is not None
+    assert {"passages.jsonl", "passage_vectors.npy", "sentence_vectors.npy", "dense.faiss", "terms.json"} <= set(manifest.files)
+    for name, meta in manifest.files.items():
+        assert (fake_settings.index_dir / name).stat().st_size == meta.bytes
+        assert len(meta.sha256) == 64 and meta.edge_sha256 is None
 
 
 def test_round_trip_and_no_pickle(fake_index: Settings) -> None:
@@ -148,6 +149,65 @@ def test_truncated_file_is_corrupt(fake_index: Settings) -> None:
 def test_unreadable_manifest_is_corrupt(fake_index: Settings) -> None:
     (fake_index.index_dir / MANIFEST).write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="unreadable"):
+        Index.load(fake_index.index_dir)
+
+
+def test_manifest_round_trips_to_the_same_json(make_corpus, tmp_path: Path) -> None:  # noqa: ANN001
+    corpus = make_corpus({"a.txt": "A\n\n" + GUILD_MD, "b.md": GUILD_MD, "bad.pdf": b"not a pdf"})
+    build_fake_index(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model=FAKE_MODEL))
+    text = (tmp_path / "index" / MANIFEST).read_text("utf-8")
+    manifest = read_manifest(tmp_path / "index")
+    assert [s.doc_id for s in manifest.skipped or ()] == ["bad.pdf"] and manifest.build == {"engine": "local"}
+    assert json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n" == text  # same keys, order and values
+
+
+def test_unknown_keys_are_kept_and_absent_ones_stay_absent(fake_index: Settings) -> None:
+    mpath = fake_index.index_dir / MANIFEST
+    data = json.loads(mpath.read_text("utf-8"))
+    for key in ("pipeline", "corpus_dir", "skipped", "build"):
+        del data[key]
+    data["documents"][0]["language"] = "en"
+    data["chunking"]["overlap"] = 2
+    data["later"] = {"x": [1]}
+    manifest = IndexManifest.from_dict(data)
+    assert (manifest.pipeline, manifest.corpus_dir, manifest.skipped, manifest.build) == (None, None, None, None)
+    assert manifest.extra == {"later": {"x": [1]}} and manifest.documents[0].extra == {"language": "en"}
+    assert manifest.chunking.to_dict() == {"min_words": 40, "max_words": 150, "overlap": 2}
+    assert manifest.to_dict() == data
+
+
+def test_a_new_manifest_leaves_unset_keys_out() -> None:
+    manifest = IndexManifest(model="m", embedder="m", chunking=Chunking(40, 150))
+    assert list(manifest.to_dict()) == ["model", "embedder", "chunking", "documents", "format", "format_version", "dimension", "passages", "sentences"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("model"), "model is missing"),
+        (lambda m: m.update(embedder=7), "embedder should be a string, not 7"),
+        (lambda m: m.update(chunking=[40, 150]), r"chunking should be an object, not \[40, 150\]"),
+        (lambda m: m["chunking"].update(max_words="150"), 'chunking.max_words should be an integer, not "150"'),
+        (lambda m: m.update(documents={}), "documents should be a list, not {}"),
+        (lambda m: m["documents"].append("x.txt"), 'documents\\[2\\] should be an object, not "x.txt"'),
+        (lambda m: m["documents"][1].pop("doc_id"), r"documents\[1\].doc_id is missing"),
+        (lambda m: m["documents"][0].update(passages=True), r"documents\[0\].passages should be an integer, not true"),
+        (lambda m: m.update(skipped=[{"doc_id": None}]), r"skipped\[0\].doc_id should be a string, not null"),
+        (lambda m: m.update(dense_params={"M": "32"}), 'dense_params.M should be an integer, not "32"'),
+        (lambda m: m.update(build="local"), 'build should be an object, not "local"'),
+        (lambda m: m["files"]["terms.json"].pop("sha256"), r"files\['terms.json'\].sha256 is missing"),
+        (lambda m: m["files"]["terms.json"].update(bytes=1.5), r"files\['terms.json'\].bytes should be an integer, not 1.5"),
+        (lambda m: m.update(corpus_dir=None), "corpus_dir should be a string, not null"),
+    ],
+)
+def test_read_manifest_rejects_malformed_fields(fake_index: Settings, change, message: str) -> None:  # noqa: ANN001
+    mpath = fake_index.index_dir / MANIFEST
+    data = json.loads(mpath.read_text("utf-8"))
+    change(data)
+    mpath.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match=f"^index manifest {mpath} is malformed: {message}; run `leftqa index` to rebuild it$"):
+        read_manifest(fake_index.index_dir)
+    with pytest.raises(IndexCorruptError, match="is malformed"):
         Index.load(fake_index.index_dir)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from leftqa.errors import LeftQAError, SourceError
 
 if TYPE_CHECKING:
+    from leftqa.index.store import SkippedEntry
     from leftqa.qa.assistant import Assistant
 
 # progress(fraction, message): how far the change is, for a progress bar.
@@ -87,24 +88,18 @@ class Library:
 
     def documents(self) -> list[DocumentRow]:
         """The documents of the index being served (what the chat answers from), in corpus order."""
-        manifest = self.assistant.index.manifest
-        rows = []
-        for d in manifest.get("documents", []):
-            if not isinstance(d, dict) or not isinstance(d.get("doc_id"), str):
-                continue
-            doc_id = d["doc_id"]
-            rows.append(
-                DocumentRow(
-                    doc_id=doc_id,
-                    title=str(d.get("title", "")),
-                    file=Path(doc_id).name,
-                    format=Path(doc_id).suffix.lower().lstrip("."),
-                    passages=int(d.get("passages", 0) or 0),
-                    source=str(d.get("source", "") or ""),
-                    added=self._added(doc_id),
-                )
+        return [
+            DocumentRow(
+                doc_id=d.doc_id,
+                title=d.title,
+                file=Path(d.doc_id).name,
+                format=Path(d.doc_id).suffix.lower().lstrip("."),
+                passages=d.passages,
+                source=d.source,
+                added=self._added(d.doc_id),
             )
-        return rows
+            for d in self.assistant.index.manifest.documents
+        ]
 
     def _added(self, doc_id: str) -> str:
         try:
@@ -217,7 +212,7 @@ class Library:
             except LeftQAError as exc:
                 return self._report(action, False, f"the index was not updated (the chat keeps the previous one): {exc}", placed, removed_id, skipped, None)
             names = {p["dest"] for p in placed}
-            reasons = {s.get("doc_id"): s.get("reason", "") for s in _manifest_skipped(self.settings.index_dir)}
+            reasons = {s.doc_id: s.reason for s in _manifest_skipped(self.settings.index_dir)}
             skipped += [Skipped(name, reasons[name]) for name in sorted(names) if name in reasons]
             progress(0.9, "switching the chat to the new index")
             try:
@@ -234,17 +229,17 @@ class Library:
         return LibraryReport(
             action=action, ok=ok, message=message, placed=tuple(placed), removed=removed, skipped=tuple(skipped),
             build=_build_dict(build) if build is not None else None,
-            documents=len(index.manifest.get("documents", [])), passages=index.size,
+            documents=len(index.manifest.documents), passages=index.size,
         )  # fmt: skip
 
 
-def _manifest_skipped(index_dir: Path) -> list[dict[str, str]]:
+def _manifest_skipped(index_dir: Path) -> tuple[SkippedEntry, ...]:
     from leftqa.index.store import read_manifest
 
     try:
-        return [s for s in read_manifest(Path(index_dir)).get("skipped", []) if isinstance(s, dict)]
+        return read_manifest(Path(index_dir)).skipped or ()
     except LeftQAError:
-        return []
+        return ()
 
 
 def _build_dict(build: Any) -> dict[str, Any]:

@@ -154,10 +154,10 @@ def evaluate(assistant: Any, cases: Sequence[Case], modes: Sequence[str], use_hi
     results = {mode: run_cases(assistant, cases, relevant, mode, use_history) for mode in modes}
     manifest = assistant.index.manifest
     info = {
-        "model": manifest.get("model"),
-        "embedder": manifest.get("embedder"),
+        "model": manifest.model,
+        "embedder": manifest.embedder,
         "passages": assistant.index.size,
-        "corpus_fingerprint": manifest.get("corpus_fingerprint"),
+        "corpus_fingerprint": manifest.corpus_fingerprint,
         "calibration": _calibration_source(assistant),
         "modes": list(modes),
         "history": use_history,

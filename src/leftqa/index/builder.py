@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -18,7 +18,7 @@ from leftqa.config import Settings
 from leftqa.errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
 from leftqa.files import atomic_write_bytes
 from leftqa.index.embed import Embedder, load_embedder
-from leftqa.index.store import MANIFEST, Index, read_manifest, recover, verify_files
+from leftqa.index.store import MANIFEST, Chunking, DocumentEntry, Index, IndexManifest, SkippedEntry, read_manifest, recover, verify_files
 from leftqa.ingest.chunking import chunk_document
 from leftqa.ingest.corpus import corpus_fingerprint, fingerprint_of, read_document, source_digests
 from leftqa.records import Passage
@@ -164,9 +164,9 @@ class _VectorCache:
         self.dim = 0
         self.missed: set[str] = set()
 
-    def seed(self, previous: Any) -> None:
+    def seed(self, previous: Index) -> None:
         """Offer every passage and sentence vector of a loaded previous index for reuse."""
-        self.dim = int(previous.manifest.get("dimension") or 0)
+        self.dim = previous.manifest.dimension
         self._sources += [previous.passage_vectors, previous.sentence_vectors]
         p_src, s_src = len(self._sources) - 2, len(self._sources) - 1
         row = 0
@@ -212,23 +212,23 @@ def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _previous(index_dir: Path, settings: Settings, embedder_name: str, full: bool) -> tuple[Any, dict[str, Any], str]:
-    """(usable previous index or None, its manifest or {}, a note on why it cannot be used or "")."""
+def _previous(index_dir: Path, settings: Settings, embedder_name: str, full: bool) -> tuple[Index | None, IndexManifest | None, str]:
+    """(usable previous index or None, its manifest or None, a note on why it cannot be used or "")."""
 
     try:
         manifest = read_manifest(index_dir)
     except IndexMissingError:
-        return None, {}, ""
+        return None, None, ""
     except LeftQAError as exc:
-        return None, {}, f"previous index unusable, building from scratch: {exc}"
+        return None, None, f"previous index unusable, building from scratch: {exc}"
     if full:
         return None, manifest, ""
     try:
         previous = Index.load(index_dir)
     except LeftQAError as exc:
         return None, manifest, f"previous index unusable, building from scratch: {exc}"
-    if manifest.get("embedder") != embedder_name or manifest.get("model") != settings.model:
-        return None, manifest, f"model changed from {manifest.get('embedder')!r}: embedding everything again"
+    if manifest.embedder != embedder_name or manifest.model != settings.model:
+        return None, manifest, f"model changed from {manifest.embedder!r}: embedding everything again"
     return previous, manifest, ""
 
 
@@ -249,7 +249,7 @@ def pipeline_key() -> str:
     return h.hexdigest()[:16]
 
 
-def _fully_verified(previous: Any, index_dir: Path, manifest: dict[str, Any]) -> tuple[Any, str]:
+def _fully_verified(previous: Index, index_dir: Path, manifest: IndexManifest) -> tuple[Index | None, str]:
     """The previous index if every file matches its full sha256 (loading checks large files only at their edges)."""
 
     try:
@@ -259,14 +259,8 @@ def _fully_verified(previous: Any, index_dir: Path, manifest: dict[str, Any]) ->
     return previous, ""
 
 
-def _same_pipeline(manifest: dict[str, Any], settings: Settings, key: str) -> bool:
-    return manifest.get("pipeline") == key and manifest.get("chunking") == settings.chunking()
-
-
-def _up_to_date(manifest: dict[str, Any], digests: dict[str, str]) -> bool:
-    known = {d.get("doc_id"): d.get("sha256") for d in manifest.get("documents", [])}
-    known.update({s.get("doc_id"): s.get("sha256") for s in manifest.get("skipped", [])})
-    return known == digests
+def _same_pipeline(manifest: IndexManifest, settings: Settings, key: str) -> bool:
+    return manifest.pipeline == key and manifest.chunking.to_dict() == settings.chunking()
 
 
 def build_index(
@@ -295,13 +289,13 @@ def build_index(
         previous, old, why = _previous(index_dir, settings, embedder_name, full)
         if why:
             notes.append(why)
-        old_docs = {d.get("doc_id"): d for d in old.get("documents", []) if isinstance(d, dict)}
+        old_docs = {d.doc_id: d for d in old.documents} if old is not None else {}
         pipeline = pipeline_key()
-        reuse_passages = previous is not None and _same_pipeline(old, settings, pipeline)
-        if reuse_passages and _up_to_date(old, digests):
-            warnings += [s.get("reason", "") for s in old.get("skipped", [])]
+        reuse_passages = previous is not None and old is not None and _same_pipeline(old, settings, pipeline)
+        if reuse_passages and old.digests() == digests:
+            warnings += [s.reason for s in old.skipped or ()]
             return BuildReport(
-                documents=len(old_docs), passages=len(previous.passages), sentences=int(previous.manifest.get("sentences", 0)),
+                documents=len(old_docs), passages=len(previous.passages), sentences=previous.manifest.sentences,
                 embedded=0, seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir),
                 unchanged=len(old_docs), rebuilt=False, notes=tuple(notes),
             )  # fmt: skip
@@ -311,7 +305,7 @@ def build_index(
             reuse_passages = reuse_passages and previous is not None
         read = (lambda jobs: backend.read(jobs, settings)) if backend is not None else None
         docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [], read)
-        warnings += [s["reason"] for s in skipped]
+        warnings += [s.reason for s in skipped]
         if not docs:
             detail = f" ({len(skipped)} files skipped)" if skipped else ""
             raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
@@ -322,19 +316,19 @@ def build_index(
         cache = _VectorCache(factory, settings, progress, say)
         if previous is not None:
             cache.seed(previous)
-        manifest = {
-            "model": settings.model,
-            "embedder": embedder_name,
-            "chunking": settings.chunking(),
-            "pipeline": pipeline,
-            "corpus_dir": str(corpus_dir.resolve()),  # readers given only --index find the corpus here
-            "corpus_fingerprint": fingerprint_of(digests),
-            "documents": docs,
-            "skipped": skipped,
-        }
+        manifest = IndexManifest(
+            model=settings.model,
+            embedder=embedder_name,
+            chunking=Chunking.from_dict(settings.chunking()),
+            pipeline=pipeline,
+            corpus_dir=str(corpus_dir.resolve()),  # readers given only --index find the corpus here
+            corpus_fingerprint=fingerprint_of(digests),
+            documents=tuple(docs),
+            skipped=tuple(skipped),
+        )
 
         index = Index.build(passages, cache, manifest)
-        index.manifest["build"] = backend.describe() if backend is not None else {"engine": "local"}
+        index.manifest = replace(index.manifest, build=backend.describe() if backend is not None else {"engine": "local"})
         say(f"writing index to {index_dir}")
         extras = _extra_files(index_dir, old)
         try:
@@ -347,20 +341,20 @@ def build_index(
     embedded = len(cache.missed & passage_texts)
     added, changed, unchanged = _diff(docs, old_docs)
     return BuildReport(
-        documents=len(docs), passages=len(passages), sentences=int(index.manifest["sentences"]), embedded=embedded,
+        documents=len(docs), passages=len(passages), sentences=index.manifest.sentences, embedded=embedded,
         seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir), added=added, changed=changed,
-        removed=len(set(old_docs) - {d["doc_id"] for d in docs}), unchanged=unchanged,
+        removed=len(set(old_docs) - {d.doc_id for d in docs}), unchanged=unchanged,
         embedded_sentences=len(cache.missed) - embedded, notes=tuple(notes),
     )  # fmt: skip
 
 
-def _extra_files(index_dir: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+def _extra_files(index_dir: Path, manifest: IndexManifest | None) -> dict[str, bytes]:
     """Small top-level files the index did not write itself (calibration.json from `leftqa calibrate`), to keep."""
 
-    listed = set(manifest.get("files") or {}) | {MANIFEST}
     extras: dict[str, bytes] = {}
-    if not manifest or not index_dir.is_dir():
+    if manifest is None or not index_dir.is_dir():
         return extras
+    listed = set(manifest.files or {}) | {MANIFEST}
     for f in index_dir.iterdir():
         if f.is_file() and not f.is_symlink() and f.name not in listed and not f.name.startswith(".") and f.stat().st_size < 1_000_000:
             extras[f.name] = f.read_bytes()
@@ -375,10 +369,10 @@ def _write_extra(dest: Path, data: bytes) -> None:
 def _collect(
     settings: Settings,
     digests: dict[str, str],
-    old_docs: dict[str, dict[str, Any]],
+    old_docs: dict[str, DocumentEntry],
     reusable: list[Passage],
     read: Callable[[list[tuple[Path, str]]], Iterable[ReadResult]] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[Passage]]:
+) -> tuple[list[DocumentEntry], list[SkippedEntry], list[Passage]]:
     """(manifest entries, skipped files, passages) of the corpus: unchanged files keep their previous passages.
 
     Changed files are read by `read` (a backend's, all at once) or here, one by one; the result is the same.
@@ -387,13 +381,13 @@ def _collect(
     for p in reusable:
         old_passages.setdefault(p.doc_id, []).append(p)
     corpus_dir = Path(settings.corpus_dir)
-    docs: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
+    docs: list[DocumentEntry] = []
+    skipped: list[SkippedEntry] = []
     passages: list[Passage] = []
 
     def unchanged(doc_id: str, digest: str) -> bool:
         prior = old_docs.get(doc_id)
-        return prior is not None and prior.get("sha256") == digest and doc_id in old_passages
+        return prior is not None and prior.sha256 == digest and doc_id in old_passages
 
     fresh: dict[str, ReadResult] = {}
     if read is not None:
@@ -401,29 +395,28 @@ def _collect(
         fresh = {r.doc_id: r for r in read(jobs)} if jobs else {}
     for doc_id, digest in digests.items():
         if unchanged(doc_id, digest):
-            entry = dict(old_docs[doc_id])
+            entry = old_docs[doc_id]
             doc_passages = old_passages[doc_id]
         else:
             result = fresh.get(doc_id) or read_source(corpus_dir / doc_id, doc_id, settings.min_words, settings.max_words)
             if result.error:
-                skipped.append({"doc_id": doc_id, "sha256": digest, "reason": result.error})
+                skipped.append(SkippedEntry(doc_id, digest, result.error))
                 continue
             doc_passages = list(result.passages)
-            entry = {"doc_id": doc_id, "title": result.title, "fingerprint": result.fingerprint, "sha256": digest, "source": result.source}
-        entry["passages"] = len(doc_passages)
-        docs.append(entry)
+            entry = DocumentEntry(doc_id, result.title, result.fingerprint, digest, result.source)
+        docs.append(replace(entry, passages=len(doc_passages)))
         passages.extend(doc_passages)
     return docs, skipped, passages
 
 
-def _diff(docs: list[dict[str, Any]], old_docs: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
+def _diff(docs: list[DocumentEntry], old_docs: dict[str, DocumentEntry]) -> tuple[int, int, int]:
     """(added, changed, unchanged): changed means the extracted text, title or source differs."""
     added = changed = 0
     for d in docs:
-        prior = old_docs.get(d["doc_id"])
+        prior = old_docs.get(d.doc_id)
         if prior is None:
             added += 1
-        elif any(prior.get(k, "") != d.get(k, "") for k in ("fingerprint", "title", "source")):
+        elif (prior.fingerprint, prior.title, prior.source) != (d.fingerprint, d.title, d.source):
             changed += 1
     return added, changed, len(docs) - added - changed
 
@@ -435,19 +428,18 @@ def stale_reason(settings: Settings) -> str:
         manifest = read_manifest(Path(settings.index_dir))
     except LeftQAError as exc:
         return str(exc)
-    if manifest.get("model") != settings.model:
+    if manifest.model != settings.model:
         return "model changed"
-    if manifest.get("chunking") != settings.chunking():
+    if manifest.chunking.to_dict() != settings.chunking():
         return "chunking settings changed"
-    if manifest.get("corpus_fingerprint") != corpus_fingerprint(Path(settings.corpus_dir)):
+    if manifest.corpus_fingerprint != corpus_fingerprint(Path(settings.corpus_dir)):
         return "corpus changed"
     return ""
 
 
-def corpus_changes(manifest: dict[str, Any], digests: dict[str, str]) -> tuple[int, int, int]:
+def corpus_changes(manifest: IndexManifest, digests: dict[str, str]) -> tuple[int, int, int]:
     """(added, changed, removed) source files of a corpus (`source_digests`) against an index manifest."""
-    known = {d.get("doc_id"): d.get("sha256") for d in manifest.get("documents", []) if isinstance(d, dict)}
-    known.update({d.get("doc_id"): d.get("sha256") for d in manifest.get("skipped", []) if isinstance(d, dict)})
+    known = manifest.digests()
     added = sum(1 for doc_id in digests if doc_id not in known)
     changed = sum(1 for doc_id, digest in digests.items() if doc_id in known and known[doc_id] != digest)
     removed = sum(1 for doc_id in known if doc_id not in digests)
@@ -468,7 +460,7 @@ def stale_warning(settings: Settings) -> str:
         digests, _ = source_digests(corpus)
     except LeftQAError:
         return ""
-    if manifest.get("corpus_fingerprint") == fingerprint_of(digests):
+    if manifest.corpus_fingerprint == fingerprint_of(digests):
         return ""
     added, changed, removed = corpus_changes(manifest, digests)
     command = "leftqa index"
@@ -488,8 +480,8 @@ def recorded_corpus(index_dir: Path) -> Path | None:
         manifest = read_manifest(Path(index_dir))
     except LeftQAError:
         return None
-    recorded = manifest.get("corpus_dir")
-    if not isinstance(recorded, str) or not recorded or recorded.startswith("("):
+    recorded = manifest.corpus_dir
+    if not recorded or recorded.startswith("("):
         return None
     path = Path(recorded)
     if not path.is_absolute():  # indexes built before the path was recorded absolute: relative to the index's folder
