@@ -13,7 +13,7 @@ import pytest
 from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT
 
 from leftqa.app.cli import main
-from leftqa.app.library import DocumentRow, Library, Skipped
+from leftqa.app.library import DocumentRow, Library, Placed, Skipped
 from leftqa.config import Settings
 from leftqa.errors import ConfigError, CorpusError, FeedbackError, SourceError
 from leftqa.index.builder import recorded_corpus, stale_warning
@@ -170,7 +170,7 @@ def test_add_ask_remove_ask(fake_assistant: Assistant, tmp_path: Path) -> None:
     steps: list[tuple[float, str]] = []
     report = library.add_files([(upload(tmp_path, "mill.txt", MILL_TXT), "mill.txt")], progress=lambda f, m: steps.append((f, m)))
     assert report.ok and report.message == "3 documents: 1 added, 0 changed, 0 removed, 2 unchanged; 1 passages embedded"
-    assert report.placed == ({"source": "mill.txt", "dest": "mill.txt", "status": "added"},)
+    assert report.placed == (Placed("mill.txt", "mill.txt", "added"),)
     assert (report.skipped, report.documents, report.passages) == ((), 3, 14)
     assert steps[0] == (0.05, "copying mill.txt") and steps[-1] == (1.0, "done")
     assert [f for f, _ in steps] == sorted(f for f, _ in steps)
@@ -195,7 +195,7 @@ def test_unusable_files_are_skipped_with_reasons_and_not_left_in_the_corpus(fake
         (upload(tmp_path, "mill.txt", MILL_TXT), "../mill.txt"),
     ]
     report = library.add_files(files)
-    assert report.ok and report.placed == ({"source": "../mill.txt", "dest": "mill.txt", "status": "added"},)
+    assert report.ok and report.placed == (Placed("../mill.txt", "mill.txt", "added"),)
     assert report.skipped == (
         Skipped("empty.txt", "empty.txt: empty file, skipped"),
         Skipped("binary.txt", "binary.txt: looks binary (NUL bytes), skipped"),
@@ -420,8 +420,10 @@ def test_feedback_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_library_report_round_trips() -> None:
     from leftqa.app.library import LibraryReport
 
-    report = LibraryReport("add_sources", True, "m", ({"source": "a", "dest": "a", "status": "added"},), "", (Skipped("b", "why"),), {"index": "i"}, 2, 3)
-    assert LibraryReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    report = LibraryReport("add_sources", True, "m", (Placed("a", "a", "added"),), "", (Skipped("b", "why"),), {"index": "i"}, 2, 3)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["placed"] == [{"source": "a", "dest": "a", "status": "added"}] and data["skipped"] == [{"file": "b", "reason": "why"}]
+    assert LibraryReport.from_dict(data) == report
 
 
 def test_leftqa_add_refuses_a_docx_bomb_too(tmp_path: Path, make_corpus) -> None:  # noqa: ANN001

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from leftqa.errors import LeftQAError, SourceError
 
 if TYPE_CHECKING:
+    from leftqa.index.builder import BuildReport
     from leftqa.index.store import SkippedEntry
     from leftqa.qa.assistant import Assistant
 
@@ -38,6 +39,15 @@ class DocumentRow:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A file placed in the corpus (or found there already): as uploaded or downloaded, where it is, and how."""
+
+    source: str  # the name as uploaded, or the URL
+    dest: str  # path relative to the corpus folder (the doc_id)
+    status: str  # added | replaced | updated | unchanged | already in corpus
+
+
+@dataclass(frozen=True)
 class Skipped:
     """A file that was not added, and why."""
 
@@ -52,7 +62,7 @@ class LibraryReport:
     action: str  # add_sources | add_url | remove_source
     ok: bool  # False when nothing was changed (every item refused, or the build failed)
     message: str  # one line for people
-    placed: tuple[dict[str, str], ...] = ()  # {source, dest, status} per file placed in the corpus
+    placed: tuple[Placed, ...] = ()
     removed: str = ""
     skipped: tuple[Skipped, ...] = ()
     build: dict[str, Any] | None = None  # the BuildReport as a dict (its `path` called `index`)
@@ -66,8 +76,9 @@ class LibraryReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LibraryReport":
         """Inverse of `to_dict`."""
+        placed = tuple(Placed(**p) for p in data.get("placed") or ())
         skipped = tuple(Skipped(**s) for s in data.get("skipped") or ())
-        return cls(**{**data, "placed": tuple(data.get("placed") or ()), "skipped": skipped})
+        return cls(**{**data, "placed": placed, "skipped": skipped})
 
 
 def _quiet(_fraction: float, _message: str) -> None:
@@ -112,14 +123,14 @@ class Library:
         """Copy uploaded files, given as (path on disk, name as uploaded), into the corpus, then rebuild."""
         from leftqa.ingest.sources import place_upload
 
-        def place() -> tuple[list[dict[str, str]], list[Skipped]]:
+        def place() -> tuple[list[Placed], list[Skipped]]:
             placed, skipped = [], []
             for i, (path, name) in enumerate(files):
                 progress(0.05 + 0.15 * i / max(1, len(files)), f"copying {name}")
                 try:
                     a = place_upload(Path(path), name, self.corpus_dir, replace=replace)
                     self._readable(a.dest, a.status)
-                    placed.append({"source": str(name), "dest": a.dest, "status": a.status})
+                    placed.append(Placed(str(name), a.dest, a.status))
                 except SourceError as exc:
                     skipped.append(Skipped(str(name), str(exc)))
             return placed, skipped
@@ -134,7 +145,7 @@ class Library:
 
         url = (url or "").strip()
 
-        def place() -> tuple[list[dict[str, str]], list[Skipped]]:
+        def place() -> tuple[list[Placed], list[Skipped]]:
             if not url.lower().startswith(("http://", "https://")):
                 return [], [Skipped(url, f"{url or '(empty)'}: only http and https addresses can be added")]
             progress(0.05, f"downloading {url}")
@@ -143,7 +154,7 @@ class Library:
             for a in result.added:
                 try:
                     self._readable(a.dest, a.status)
-                    placed.append({"source": a.source, "dest": a.dest, "status": a.status})
+                    placed.append(Placed(a.source, a.dest, a.status))
                 except SourceError as exc:
                     skipped.append(Skipped(url, str(exc)))
             return placed, skipped
@@ -156,7 +167,7 @@ class Library:
 
         removed: list[str] = []
 
-        def place() -> tuple[list[dict[str, str]], list[Skipped]]:
+        def place() -> tuple[list[Placed], list[Skipped]]:
             progress(0.05, f"removing {doc_id}")
             try:
                 removed.append(remove_source(str(doc_id or ""), self.corpus_dir))
@@ -184,7 +195,7 @@ class Library:
     def _change(
         self,
         action: str,
-        place: Callable[[], tuple[list[dict[str, str]], list[Skipped]]],
+        place: Callable[[], tuple[list[Placed], list[Skipped]]],
         progress: Progress,
         removed: list[str] | None = None,
     ) -> LibraryReport:
@@ -197,7 +208,7 @@ class Library:
         try:
             placed, skipped = place()
             removed_id = removed[0] if removed else ""
-            changed = [p for p in placed if p["status"] not in ("unchanged", "already in corpus")]
+            changed = [p for p in placed if p.status not in ("unchanged", "already in corpus")]
             if not changed and not removed_id:
                 message = "nothing was added" if skipped else "nothing changed: the files are already in the library"
                 return self._report(action, bool(placed) and not skipped, message, placed, removed_id, skipped, None)
@@ -211,7 +222,7 @@ class Library:
                 build = build_index(self.settings, self.assistant.embedder, log=log)
             except LeftQAError as exc:
                 return self._report(action, False, f"the index was not updated (the chat keeps the previous one): {exc}", placed, removed_id, skipped, None)
-            names = {p["dest"] for p in placed}
+            names = {p.dest for p in placed}
             reasons = {s.doc_id: s.reason for s in _manifest_skipped(self.settings.index_dir)}
             skipped += [Skipped(name, reasons[name]) for name in sorted(names) if name in reasons]
             progress(0.9, "switching the chat to the new index")
@@ -224,7 +235,9 @@ class Library:
         finally:
             self._lock.release()
 
-    def _report(self, action: str, ok: bool, message: str, placed: list[dict[str, str]], removed: str, skipped: list[Skipped], build: Any) -> LibraryReport:
+    def _report(
+        self, action: str, ok: bool, message: str, placed: list[Placed], removed: str, skipped: list[Skipped], build: BuildReport | None
+    ) -> LibraryReport:
         index = self.assistant.index
         return LibraryReport(
             action=action, ok=ok, message=message, placed=tuple(placed), removed=removed, skipped=tuple(skipped),
@@ -242,7 +255,7 @@ def _manifest_skipped(index_dir: Path) -> tuple[SkippedEntry, ...]:
         return ()
 
 
-def _build_dict(build: Any) -> dict[str, Any]:
+def _build_dict(build: BuildReport) -> dict[str, Any]:
     """The BuildReport as a dict, its `path` named `index`: a "path" key would make Gradio take it for a file."""
     data = asdict(build)
     data["index"] = data.pop("path")
