@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
+from weakref import WeakKeyDictionary
 
 from leftqa.app.library import Library, LibraryReport
 from leftqa.app.render import (
@@ -45,6 +46,8 @@ LIBRARY_CONCURRENCY = 1
 # Uploads larger than the largest source `leftqa add` accepts (PDF and DOCX) are refused by the server itself.
 MAX_UPLOAD_BYTES = MAX_PACKAGE_BYTES
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The JSON API (app/api.py) of each app built here, sharing its Library; `launch` serves it under /api.
+_APIS: "WeakKeyDictionary[gr.Blocks, Any]" = WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,9 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
 
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=ANSWER_CONCURRENCY)
     _skip_event_analytics(app)
+    from leftqa.app.api import build_api
+
+    _APIS[app] = build_api(assistant, settings, library, ANSWER_CONCURRENCY)  # mounted under /api by `launch`
     return app
 
 
@@ -315,7 +321,7 @@ def launch(
         primary_hue="red", neutral_hue="stone", font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
     )
     try:
-        _, url, _ = app.launch(
+        server, url, _ = app.launch(
             server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
             show_error=False, quiet=True, allowed_paths=None, footer_links=["api"], ssr_mode=False,
             mcp_server=False, pwa=False, enable_monitoring=False, theme=theme, css=_asset("ui.css"), js=_asset("ui.js"),
@@ -325,6 +331,10 @@ def launch(
     except OSError as exc:
         # Gradio's message suggests code changes; the user's remedy is a command-line option.
         raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror or 'port in use or address not available'}); choose another --port or --host") from None
+    if app in _APIS:
+        from leftqa.app.api import mount_api
+
+        mount_api(server, _APIS[app], auth)
     return str(url)
 
 
@@ -332,5 +342,5 @@ def serve(assistant: "Assistant", host: str = "127.0.0.1", port: int = 7860, *, 
     """Build the app for `assistant` and serve it until Ctrl-C (`leftqa serve`; `checked` as for `launch`)."""
     app = build_app(assistant, assistant.settings)
     url = launch(app, host=host, port=port, auth=assistant.settings.credentials(), checked=checked)
-    print(f"leftqa: chat UI on {url}  (Ctrl-C stops)", flush=True)
+    print(f"leftqa: chat UI on {url}  JSON API on {url.rstrip('/')}/api (docs: /api/docs)  (Ctrl-C stops)", flush=True)
     app.block_thread()  # returns on Ctrl-C, after closing the server
