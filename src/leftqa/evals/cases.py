@@ -20,7 +20,12 @@ CASE_KEYS = ("id", "question", "expected", "answer", "history", "answerable", "s
 # Cases are split by file: evals/tuning.jsonl is what rules, grid searches and `leftqa calibrate` may read;
 # evals/test.jsonl is locked (only the report reads it). Any other case file is a split named after it.
 TUNING, TEST = "tuning", "test"
-STYLES = ("paraphrase", "alias", "descriptive", "why-how", "yes-no", "list", "followup", "near-topic", "off-topic")
+# How a case is asked (its "style"); the report gives false abstention and refusal per style. The first row is the
+# original set's; the second the styles people type (2026-12-07): keyword queries, sloppy typing, pronoun and
+# ellipsis follow-ups, and the unanswerable kinds a near-miss answer hides in (a false premise, a person the
+# corpus never mentions asked like one it does).
+STYLES = ("paraphrase", "alias", "descriptive", "why-how", "yes-no", "list", "followup", "near-topic", "off-topic",
+          "keyword", "sloppy", "followup-pronoun", "followup-ellipsis", "false-premise", "wrong-subject")  # fmt: skip
 SHOWN_PASSAGES = 3  # retrieved passages kept per case for the failure report
 
 
