@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT
-from test_formats import BANNED, KRONSTADT, PAGE_HTML, SHLYAPNIKOV, make_pdf
+from samples import BANNED, KRONSTADT, PAGE_HTML, SHLYAPNIKOV, make_pdf
 
 from leftqa.app import cli
 from leftqa.config import Settings

@@ -33,7 +33,7 @@ def test_drop_a_pdf_into_the_library_ask_about_it_remove_it(
     visit: Visit, library: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     from playwright.sync_api import expect
-    from test_formats import make_pdf
+    from samples import make_pdf
 
     import leftqa.index.builder as builder
 

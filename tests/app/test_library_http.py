@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import HARBOUR_TXT, REAL_CORPUS
+from conftest import HARBOUR_TXT, REAL_CORPUS, free_port, served
 from test_library import MILL_TXT, make_bomb
 
 pytestmark = pytest.mark.e2e
@@ -30,17 +30,10 @@ a ledger of every street they lit, every storm they walked through and every lan
 </main></body></html>"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, real_index_settings, bundled_embedder) -> Iterator[tuple[str, Any]]:  # noqa: ANN001
     """(url, assistant) of the real app over a private copy of corpus/ and its index (built with the bundled model)."""
     import leftqa.qa.assistant as chat
-    from leftqa.app.ui import build_app, launch
     from leftqa.index.builder import build_index
 
     root = tmp_path_factory.mktemp("library-http")
@@ -50,10 +43,8 @@ def library(tmp_path_factory: pytest.TempPathFactory, real_index_settings, bundl
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
         assistant = chat.Assistant.load(settings)
-    app = build_app(assistant, settings)
-    url = launch(app, "127.0.0.1", free_port())
-    yield url, assistant
-    app.close()
+    with served(assistant, settings) as url:
+        yield url, assistant
 
 
 @pytest.fixture
@@ -113,7 +104,7 @@ def test_the_library_endpoints_are_listed_next_to_ask(client) -> None:  # noqa: 
 
 
 def test_add_list_ask_remove_ask(client, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_formats import make_pdf
+    from samples import make_pdf
 
     assert documents(client) == [
         {"doc_id": "anti-stalinist-left.txt", "title": "Anti-Stalinist left", "file": "anti-stalinist-left.txt", "format": "txt",
@@ -295,12 +286,8 @@ def test_a_web_address_is_added_with_its_source(client) -> None:  # noqa: ANN001
 
 @pytest.fixture
 def guarded(fake_assistant, fake_index) -> Iterator[str]:  # noqa: ANN001
-    from leftqa.app.ui import build_app, launch
-
-    app = build_app(fake_assistant, fake_index)
-    url = launch(app, "127.0.0.1", free_port(), auth=("ann", "s3cret"))
-    yield url
-    app.close()
+    with served(fake_assistant, fake_index, auth=("ann", "s3cret")) as url:
+        yield url
 
 
 def test_with_auth_nothing_is_answered_without_the_password(guarded: str) -> None:

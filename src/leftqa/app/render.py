@@ -148,7 +148,7 @@ def render_library_report(report: LibraryReport | None) -> str:
     kind = "lq-status" if report.ok else "lq-status lq-error"
     parts = [f'<p class="{kind}">{esc(report.message)}</p>']
     if report.placed:
-        items = "".join(f"<li>{esc(p['status'])}: {esc(p['dest'])}</li>" for p in report.placed)
+        items = "".join(f"<li>{esc(p.status)}: {esc(p.dest)}</li>" for p in report.placed)
         parts.append(f'<ul class="lq-placed">{items}</ul>')
     if report.removed:
         parts.append(f'<p class="lq-removed">Removed {esc(report.removed)}.</p>')
