@@ -54,6 +54,9 @@ class Settings:
     # with the conversation's context terms in brackets, as retrieval searches it (before 2026-12-07). Fresh
     # follow-ups answered 16 -> 19 of 22 (README, Evaluation).
     followup_reader: str = "questions"
+    # Refuse a question that names someone or something no word of which occurs anywhere in the corpus (matched
+    # loosely: stem, prefix, one typo): a quote would be about someone else (`qa/features.py` Vocabulary).
+    refuse_absent_names: bool = False
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 
@@ -122,6 +125,10 @@ class Settings:
 
 def _coerce(name: str, raw: str, type_name: object) -> object:
     text = str(type_name)
+    if "bool" in text:
+        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"LEFTQA_{name.upper()} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
     if "float" in text:
         try:
             return float(raw)

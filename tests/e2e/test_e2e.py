@@ -130,3 +130,21 @@ def test_asking_with_the_learned_scorer_never_imports_torch(real_index_settings)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_ask_gives_the_same_answer_from_any_folder(real_index_settings: Settings, tmp_path: Path) -> None:
+    """The calibration travels with the scorer: from another folder the same index answers the same, including a
+    question whose P(answerable) lies between the calibrated threshold and the uncalibrated 0.5."""
+    question = "What happened to Ryutin after his manifesto?"
+    env = {**subprocess_env(), "LEFTQA_CORPUS_DIR": str(real_index_settings.corpus_dir)}
+    env.pop("LEFTQA_CALIBRATION_PATH", None)
+    cmd = [sys.executable, "-m", "leftqa", "ask", "--json", "--index", str(real_index_settings.index_dir), question]
+    answers = []
+    for cwd in (Path(__file__).resolve().parents[2], tmp_path):
+        out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        a = json.loads(out.stdout)
+        a.pop("elapsed_ms")
+        answers.append(a)
+    assert answers[0] == answers[1]
+    assert not answers[0]["abstained"] and answers[0]["confidence"] < 0.5, answers[0]["confidence"]

@@ -154,7 +154,7 @@ def assert_old_or_new(settings: Settings, old: list[str], new: list[str]) -> lis
     """The index loads (checksums verified), is exactly one of the two versions, and answers from it."""
     ids = doc_ids(Path(settings.index_dir))
     assert ids in (old, new)
-    assistant = Assistant.load(settings, check_corpus=False)
+    assistant = Assistant.load(settings)
     top = assistant.search("Who led the Harbour Committee?", k=1)[0]
     assert top.doc_id in ids and "Marta Quell" in top.text
     if ids == new:
@@ -220,7 +220,7 @@ def test_build_killed_while_writing_leaves_a_temp_folder_the_next_build_removes(
         build_index(v1.with_(corpus_dir=_v1_only(corpus, parent)))
     assert caught, "never caught a build in the middle of writing its temp folder"
     assert (parent / caught).exists() and doc_ids(Path(v1.index_dir)) == old
-    assistant = Assistant.load(v1, check_corpus=False)
+    assistant = Assistant.load(v1)
     assert assistant.search("Who led the Harbour Committee?", k=1)[0].doc_id == "harbour-history.txt"
 
     report = build_index(v1)
@@ -283,7 +283,7 @@ def test_real_build_killed_mid_embedding_keeps_the_previous_index(real_index_set
     import leftqa.qa.assistant as chat
 
     monkeypatch.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
-    assistant = Assistant.load(real_index_settings.with_(corpus_dir=corpus, index_dir=index_dir), check_corpus=False)
+    assistant = Assistant.load(real_index_settings.with_(corpus_dir=corpus, index_dir=index_dir))
     hits = assistant.search("During which years did Stalin run the Soviet Union?", k=3)
     assert any("leader of the Soviet Union between 1924 and 1953" in h.text for h in hits)
     answer = assistant.ask("During which years did Stalin run the Soviet Union?")

@@ -203,3 +203,14 @@ def test_descriptive_requests_name_their_subject(question: str, subject: str) ->
     from leftqa.qa.features import descriptive_subject
 
     assert descriptive_subject(question) == subject
+
+
+def test_the_vocabulary_finds_full_names_the_corpus_never_mentions() -> None:
+    from leftqa.qa.features import Vocabulary
+    from leftqa.text import terms
+
+    vocab = Vocabulary(dict.fromkeys(terms("Rosa Luxemburg and Leon Trotsky wrote on Titoism in the Soviet Union."), 1))
+    assert vocab.absent_names("What did Karl Kautsky write about Rosa Luxemburg?") == ["Karl Kautsky"]
+    assert vocab.absent_names("Who was Rosa Luxemborg?") == []  # one typo in a long word
+    assert vocab.absent_names("What did Lev Trotsky think of Tito?") == []  # one word of the name, a prefix
+    assert vocab.absent_names("Why did the USSR fall?") == []  # a lone word may be an alias the corpus spells out

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
-from leftqa.config import MODES, Settings
+from leftqa.config import MODES
 from leftqa.errors import EvalError, LeftQAError
 from leftqa.evals import metrics as m
 from leftqa.evals.cases import (
-    EVALS_DIR,
     GROUPS,
     HITS,
     SHOWN_PASSAGES,
@@ -25,14 +21,8 @@ from leftqa.evals.cases import (
     K,
     Retrieved,
     cases_digest,
-    default_case_files,
-    load_cases,
     relevant_passages,
 )
-from leftqa.evals.gate import TOLERANCE, check_run, make_baseline, read_baseline
-from leftqa.evals.report import export_beir, format_table, write_report
-from leftqa.files import write_json
-from leftqa.index.store import Index
 from leftqa.qa.assistant import Assistant
 from leftqa.records import Answer
 
@@ -129,7 +119,7 @@ def _groups(results: Sequence[CaseResult], prefix: str) -> dict[str, dict[str, f
     return out
 
 
-def run_cases(assistant: Any, cases: Sequence[Case], relevant: dict[str, frozenset[str]], mode: str, use_history: bool = True) -> list[CaseResult]:
+def run_cases(assistant: Assistant, cases: Sequence[Case], relevant: dict[str, frozenset[str]], mode: str, use_history: bool = True) -> list[CaseResult]:
     """Ask every case in one mode (follow-ups without their history when use_history is False)."""
     results = []
     for case in cases:
@@ -145,7 +135,7 @@ def run_cases(assistant: Any, cases: Sequence[Case], relevant: dict[str, frozens
     return results
 
 
-def evaluate(assistant: Any, cases: Sequence[Case], modes: Sequence[str], use_history: bool = True, meta: dict[str, Any] | None = None) -> EvalRun:
+def evaluate(assistant: Assistant, cases: Sequence[Case], modes: Sequence[str], use_history: bool = True, meta: dict[str, Any] | None = None) -> EvalRun:
     """Validate the cases against the assistant's index, run them in each mode and aggregate."""
     for mode in modes:
         if mode not in MODES:
@@ -169,59 +159,6 @@ def evaluate(assistant: Any, cases: Sequence[Case], modes: Sequence[str], use_hi
     return EvalRun(info, {mode: summarise(rs) for mode, rs in results.items()}, results)
 
 
-def _calibration_source(assistant: Any) -> str:
-    """Where the assistant's abstention thresholds came from ("default", a file...), for the record."""
-    calibration = getattr(assistant, "calibration", None)
-    source = calibration.get("source") if isinstance(calibration, dict) else getattr(calibration, "source", None)
-    return str(source or "unknown")
-
-
-# -------------------------------------------------------------------------------------------- command
-
-
-def _resolve_case_files(args: Any, settings: Settings) -> list[Path]:
-    if getattr(args, "cases", None):
-        return [Path(p) for p in args.cases]
-    return default_case_files(EVALS_DIR, exclude=[settings.feedback_path])
-
-
-def run_eval_command(args: Any, settings: Settings) -> int:
-    """`leftqa eval`: run the cases, print or write metrics, export BEIR, write or check the baseline."""
-    if args.check and args.write_baseline:
-        raise EvalError("use either --check or --write-baseline, not both")
-    files = _resolve_case_files(args, settings)
-    cases = load_cases(files)
-    settings = settings.with_(top_k=max(settings.top_k, K))
-    if getattr(args, "export_beir", None):
-        index = Index.load(Path(settings.index_dir))
-        counts = export_beir(cases, index.passages, relevant_passages(cases, index.passages), Path(args.export_beir))
-        print(f"wrote BEIR layout to {args.export_beir}: {counts['corpus']} passages, {counts['queries']} queries, {counts['qrels']} qrels")
-        return 0
-    modes = list(MODES) if args.mode == "all" else [args.mode or settings.mode]
-    assistant = Assistant.load(settings)
-    run = evaluate(assistant, cases, modes, use_history=not args.no_history, meta={"case_files": [str(p) for p in files]})
-    if args.json:
-        sys.stdout.write(json.dumps(run.to_dict(cases=False), ensure_ascii=False) + "\n")
-    else:
-        print(format_table(run))
-    if args.report:
-        paths = write_report(run, Path(args.report))
-        print("report: " + ", ".join(str(p) for p in paths), file=sys.stderr)
-    if args.write_baseline:
-        write_json(Path(args.baseline), make_baseline(run))
-        print(f"baseline written to {args.baseline} ({', '.join(modes)}; model {run.meta['model']})", file=sys.stderr)
-    if args.check:
-        baseline = read_baseline(Path(args.baseline))
-        if baseline.get("model") != run.meta["model"]:
-            print(f"note: {args.baseline} was made with model {baseline.get('model')}, this run uses {run.meta['model']}", file=sys.stderr)
-        if baseline.get("cases_digest") != run.meta["cases_digest"]:
-            print(f"note: the cases changed since {args.baseline} was written; refresh it with --write-baseline if intended", file=sys.stderr)
-        regressions = check_run(baseline, run)
-        tolerance = float(baseline.get("tolerance", TOLERANCE))
-        if regressions:
-            print(f"eval check FAILED: {len(regressions)} headline metric(s) dropped by more than {tolerance} against {args.baseline}:", file=sys.stderr)
-            for line in regressions:
-                print("  " + line, file=sys.stderr)
-            return 1
-        print(f"eval check passed: headline metrics within {tolerance} of {args.baseline}", file=sys.stderr)
-    return 0
+def _calibration_source(assistant: Assistant) -> str:
+    """Where the assistant's abstention thresholds came from ("default", `leftqa calibrate` …), for the record."""
+    return assistant.policy.source or "unknown"

@@ -10,6 +10,7 @@ import numpy as np
 
 from leftqa.index.store import Index
 from leftqa.qa.features import as_question, descriptive_subject, name_coverage
+from leftqa.qa.followup import names
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
 from leftqa.qa.scorer import SENTENCE_FEATURES, AnswerScorer
 from leftqa.records import Citation, Hit, Passage
@@ -240,6 +241,12 @@ def passage_context(index: Index, pos: int) -> str:
     """A passage's text with its title and section: what "the passage mentions" is checked against."""
     p = index.passages[pos]
     return f"{p.title} {p.section} {p.text}"
+
+
+def share_present(question: str, absent: list[str]) -> float:
+    """Share of the question's names that are not in `absent` (1.0 when it names nothing)."""
+    asked = [n for n in names(question) if n != "I"]
+    return round(1.0 - len(absent) / len(asked), 6) if asked else 1.0
 
 
 def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:

@@ -99,7 +99,7 @@ class Assistant:
         with self._lock:
             self.index, self.retriever = index, retriever
             self._turns.clear()
-        return f"{self.index.size} passages from {len(self.index.manifest.get('documents', []))} documents"
+        return f"{self.index.size} passages from {len(self.index.manifest.documents)} documents"
 
     def search(self, question: str, mode: str | None = None, k: int | None = None) -> list[Hit]:
         """Ranked passages for a question."""
@@ -165,6 +165,8 @@ class Assistant:
         r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
+        if self.settings.refuse_absent_names:
+            evidence["names_in_corpus"] = ans.share_present(q, retriever.vocabulary.absent_names(q))
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         if policy.learned:
             evidence = {**evidence, "answerable": policy.confidence(evidence), "describes": ans.describes(retriever.index, chosen, q)}

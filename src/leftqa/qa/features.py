@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
+from typing import Mapping
 
 from leftqa.qa.followup import names
-from leftqa.text import stems, words
+from leftqa.text import is_stopword, stems, words
 
 _YEAR = r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b"
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
@@ -207,3 +209,51 @@ class QueryTerms:
     def matched(self, text_terms: set[str] | frozenset[str]) -> frozenset[str]:
         """The query terms a text contains."""
         return frozenset(t for t in self.terms if t in text_terms)
+
+
+class Vocabulary:
+    """The corpus's stemmed terms (the BM25 vocabulary), asked whether a name occurs anywhere in the corpus."""
+
+    _LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+    def __init__(self, terms: Mapping[str, int]) -> None:
+        self._terms = terms
+        self._sorted: list[str] | None = None  # built on first use: a large corpus's vocabulary takes a moment
+
+    def _has_prefix(self, stem: str) -> bool:
+        if self._sorted is None:
+            self._sorted = sorted(self._terms)
+        i = bisect.bisect_left(self._sorted, stem)
+        return i < len(self._sorted) and self._sorted[i].startswith(stem)
+
+    def mentions(self, word: str) -> bool:
+        """A word occurs in the corpus: the same stem, a prefix either way ("Tito" ~ "Titoism"), or (in a word of
+        five letters or more) one typo ("Luxemborg")."""
+        stem = stems([word])[0]
+        if stem in self._terms or word in self._terms:
+            return True
+        if len(stem) >= 4 and (self._has_prefix(stem) or any(stem[:n] in self._terms for n in range(4, len(stem)))):
+            return True
+        return len(stem) >= 5 and any(v in self._terms for v in _one_edit(stem, self._LETTERS))
+
+    def absent_names(self, question: str) -> list[str]:
+        """The names a question asks about of which no word occurs anywhere in the corpus: asked about someone or
+        something the corpus never mentions, any sentence quoted would be about something else."""
+        out = []
+        for name in names(question):
+            content = [w for w in words(name) if not is_stopword(w) and not w.isdigit()]
+            # Two words or more: a full name ("Karl Kautsky"). A lone word is as often an alias the corpus spells
+            # out ("USSR" for the Soviet Union, "Moscow" for its government), which no vocabulary resolves.
+            if len(content) >= 2 and not any(self.mentions(w) for w in content):
+                out.append(name)
+        return out
+
+
+def _one_edit(word: str, letters: str) -> set[str]:
+    """Every string one deletion, transposition, substitution or insertion away from `word`."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in letters}
+    out |= {a + c + b for a, b in splits for c in letters}
+    return out

@@ -204,8 +204,11 @@ class AbstentionPolicy:
         return DESCRIBES_SCORE if self.learned and ev.get("describes") else conf
 
     def forced(self, ev: Mapping[str, float]) -> bool:
-        """Abstain whatever the threshold: the best sentence under the cosine floor, or (rules) `forced_reason`."""
-        return ev.get("sentence", 0.0) < self.sentence_floor or (not self.learned and bool(forced_reason(ev)))
+        """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never
+        mentions, or (rules) `forced_reason`."""
+        if ev.get("sentence", 0.0) < self.sentence_floor or ev.get("names_in_corpus", 1.0) < 1.0:
+            return True
+        return not self.learned and bool(forced_reason(ev))
 
     def decide(self, ev: Mapping[str, float], has_candidates: bool, question: str = "", closest: str = "") -> Decision:
         """Answer or abstain on one question's evidence; `closest` is the best sentence's passage, for the reason."""
@@ -220,6 +223,8 @@ class AbstentionPolicy:
 
 def learned_reason(ev: Mapping[str, float], question: str, closest: str) -> str:
     """Why a learned-model abstention happened, in words: what the closest material lacks."""
+    if ev.get("names_in_corpus", 1.0) < 1.0:
+        return "the corpus never mentions " + ", ".join(missing_names(question, closest))
     missing = missing_names(question, closest)
     if missing:
         return "the closest material does not mention " + ", ".join(missing)
@@ -232,6 +237,8 @@ def forced_reason(ev: Mapping[str, float]) -> str:
     """Why the evidence rules out an answer under the rules whatever the confidence, or "" when nothing does: a
     when / how-long / how-many / who / where question whose quote holds no date, number or name, or a quote whose
     passage misses a name the question asks about."""
+    if ev.get("names_in_corpus", 1.0) < 1.0:
+        return "the corpus never mentions a name the question asks about"
     if ev.get("type_found", 1.0) == 0.0:
         return "no answer of the expected kind (a date, number or name) in the closest material"
     if ev.get("names_found", 1.0) < 1.0:

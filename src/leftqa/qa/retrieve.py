@@ -10,7 +10,7 @@ from leftqa.config import MODES
 from leftqa.errors import ConfigError
 from leftqa.index.embed import Embedder
 from leftqa.index.store import Index
-from leftqa.qa.features import QueryTerms, answer_type, mid_sentence_names, type_match
+from leftqa.qa.features import QueryTerms, Vocabulary, answer_type, mid_sentence_names, type_match
 from leftqa.records import Hit
 from leftqa.text import terms
 
@@ -93,6 +93,7 @@ class Retriever:
         self.weights = dict(weights or WEIGHTS)
         self._sentence_terms: dict[int, list[list[str]]] = {}
         self._names: dict[int, frozenset[str]] = {}
+        self.vocabulary = Vocabulary(index.doc_freq)
 
     def encode(self, text: str) -> np.ndarray:
         """The query's normalised vector."""
