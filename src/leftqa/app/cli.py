@@ -1,4 +1,4 @@
-"""Command line: `leftqa index|add|search|ask|serve|eval|calibrate|feedback|train-scorer`. The only place errors become messages."""
+"""Command line: `leftqa index|add|search|ask|serve|mcp|eval|calibrate|feedback|train-scorer`. The only place errors become messages."""
 
 from __future__ import annotations
 
@@ -201,6 +201,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from leftqa.app.mcp_server import run_stdio
+    from leftqa.qa.assistant import Assistant
+
+    settings = _settings(args)
+    _warn_stale(settings)
+    run_stdio(Assistant.load(settings))  # stdout carries the protocol: nothing else may print there
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from leftqa.app.measure import EvalRequest, eval_command
 
@@ -343,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this user and password (default: LEFTQA_AUTH); needed beyond 127.0.0.1")
     _common(p, corpus=True)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="serve ask and search as MCP tools over stdio", description="Run a Model Context Protocol server on standard input and output with the tools ask (quoted, cited answers) and search, for assistants and agents.")
+    _common(p, corpus=True)
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("eval", help="measure retrieval and answers on eval cases", description="Run eval cases (evals/*.jsonl) and report hit@k, MRR, nDCG, answer and abstention metrics.")
     p.add_argument("--cases", nargs="+", metavar="FILE", help="case files (default: every evals/*.jsonl)")
