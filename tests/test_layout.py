@@ -46,7 +46,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
 
 def stage(module: str) -> str:
     """The stage a module belongs to: its subpackage, or core for the top-level modules."""
-    if module == "leftqa.__main__":  # `python -m leftqa` is the command line
+    if module in ("leftqa.__main__", "leftqa"):  # `python -m leftqa` is the command line; `import leftqa` the Python API
         return "app"
     parts = module.split(".")
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else "core"
