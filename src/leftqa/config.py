@@ -35,6 +35,8 @@ class Settings:
     threads: int = 1
     # Eval case files (tuning and the locked test split) and the regression baseline of `leftqa eval --check`.
     evals_dir: Path = Path("evals")
+    # SQuAD 2.0 (train file and dev articles) for `leftqa train-scorer` and the SQuAD benchmarks: beside the repo.
+    squad_dir: Path = Path("../shared/data/squad2")
     feedback_path: Path = Path("evals/feedback.jsonl")
     # The abstention calibration `leftqa calibrate` writes: None means the one beside the answer scorer it calibrates
     # (`qa/policy.py`), found the same way from any folder; a path here is read instead, and must match the scorer.
@@ -96,7 +98,7 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("corpus_dir", "index_dir", "evals_dir", "feedback_path", "calibration_path"):
+        for key in ("corpus_dir", "index_dir", "evals_dir", "squad_dir", "feedback_path", "calibration_path"):
             if key in values:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         try:

@@ -246,7 +246,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="leftqa-train-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         manifest = run_training(
-            Path(args.squad), out, workdir, config, pairs=args.pairs, holdout=args.holdout,
+            Path(args.squad) if args.squad else Settings.from_env().squad_dir, out, workdir, config, pairs=args.pairs, holdout=args.holdout,
             combiner_sample=args.combiner_sample, combiner_missing=args.combiner_missing, candidates=args.candidates, serve_candidates=args.serve_candidates,
             ranker_loss=args.ranker_loss,
             checkpoint=Path(args.checkpoint) if args.checkpoint else None, init=Path(args.init) if args.init else None,
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train-scorer", help="train the answer scorer on SQuAD 2.0 (CPU; see the model card)", description="Fine-tune the bundled MiniLM as a cross-encoder on SQuAD 2.0 train, export it to ONNX int8, fit the ranker and answerability on held-out articles, and write the scorer folder (default: the bundled one).")
-    p.add_argument("--squad", required=True, metavar="PATH", help="SQuAD 2.0 train JSON(.gz), or a folder holding squad2-train.json.gz")
+    p.add_argument("--squad", metavar="PATH", help="SQuAD 2.0 train JSON(.gz), or a folder holding squad2-train.json.gz (default ../shared/data/squad2, or LEFTQA_SQUAD_DIR)")
     p.add_argument("--out", metavar="DIR", help="scorer folder to write (default: the bundled src/leftqa/qa/scorer_model)")
     p.add_argument("--pairs", type=int, default=100_000, help="training pairs (default 100000; 0 = all)")
     p.add_argument("--layers", type=int, help="MiniLM layers kept (default 4)")

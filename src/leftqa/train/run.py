@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from leftqa.config import BUNDLED_MODEL
+from leftqa.config import BUNDLED_MODEL, Settings
 from leftqa.errors import TrainingError
 from leftqa.files import atomic_write_bytes, file_sha256
 from leftqa.index.store import swap_in
@@ -71,13 +71,13 @@ def run_training(
     if checkpoint is None:
         checkpoint = workdir / "checkpoint"
         result = train(chosen + missing, checkpoint, config, log, init=init)
-        train_info = asdict(result)
+        train_info = {k: v for k, v in asdict(result).items() if k != "checkpoint"}  # a path of this machine only
         if init is not None:  # what the run continued from: that stage's own progress record
             progress = Path(init) / "progress.json"
             train_info["init"] = json.loads(progress.read_text("utf-8")) if progress.exists() else {}
     else:
         progress = checkpoint / "progress.json"
-        train_info = {"checkpoint": str(checkpoint), "from_existing_checkpoint": True,
+        train_info = {"from_existing_checkpoint": True,
                       **(json.loads(progress.read_text("utf-8")) if progress.exists() else {})}  # fmt: skip
     export = workdir / "export"
     if export.exists():
@@ -238,7 +238,7 @@ def _reading(m: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _retrain(t: dict[str, Any], c: dict[str, Any], met: dict[str, Any]) -> str:
-    cmd = ".venv/bin/leftqa train-scorer --squad ../shared/data/squad2"
+    cmd = f".venv/bin/leftqa train-scorer --squad {Settings().squad_dir}"
     init = t["run"].get("init")
     if init is None:
         return (f"```\n{cmd} --pairs {t['pairs_used']} --layers {c['layers']}{_flags(c, met)}\n```\n"
