@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import pytest
 
@@ -187,3 +189,43 @@ def real_assistant(real_index_settings: Settings, bundled_embedder):  # noqa: AN
         # Assistant.load would load the model again (~5-10 s); everything else (index, checks) runs as usual.
         mp.setattr(chat, "load_embedder", lambda model, threads=0: bundled_embedder)
         return chat.Assistant.load(real_index_settings)
+
+
+# --- a real chat server ----------------------------------------------------------------------------------------------
+# `free_port()`, `served(assistant, settings, auth=None)` (a context manager: the app's URL on a free 127.0.0.1 port,
+# closed on leaving) and `ui_server` (module): the real app on `real_assistant`, a UIServer(url, settings) whose
+# feedback file is private to the test module.
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(assistant: Any, settings: Settings, auth: tuple[str, str] | None = None) -> Iterator[str]:
+    """The URL of the chat app for `assistant` served on a free 127.0.0.1 port; the server closes on leaving."""
+    from leftqa.app.ui import build_app, launch
+
+    app = build_app(assistant, settings)
+    try:
+        yield launch(app, "127.0.0.1", free_port(), auth=auth)
+    finally:
+        app.close()
+
+
+class UIServer(NamedTuple):
+    """A running chat server: its URL and the settings it serves."""
+
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def ui_server(real_assistant, real_index_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:  # noqa: ANN001
+    """The real app serving the session's real index on 127.0.0.1, with a feedback file of its own."""
+    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-server") / "feedback.jsonl")
+    with served(real_assistant, settings) as url:
+        yield UIServer(url, settings)

@@ -7,12 +7,12 @@ browser fails instead.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from conftest import UIServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -41,12 +41,6 @@ def require_browser() -> None:
         pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Chromium context with a new, empty profile."""
@@ -60,18 +54,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         )
         yield ctx
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def server(browser, real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
-    """URL of the real app serving the session's real index on 127.0.0.1."""
-    from leftqa.app.ui import build_app, launch
-
-    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-browser") / "feedback.jsonl")
-    app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port())
-    yield url
-    app.close()
 
 
 @pytest.mark.parametrize(("required", "outcome"), [("", pytest.skip.Exception), ("1", pytest.fail.Exception)])
@@ -113,8 +95,8 @@ class Visit:
 
 
 @pytest.fixture
-def visit(browser, server: str) -> Iterator[Visit]:  # noqa: ANN001
-    v = Visit(browser, server)
+def visit(browser, ui_server: UIServer) -> Iterator[Visit]:  # noqa: ANN001 - browser first: no server without one
+    v = Visit(browser, ui_server.url)
     yield v
     v.page.close()
     assert v.dialogs == [], f"a dialog opened: {v.dialogs}"

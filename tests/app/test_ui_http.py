@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
+from conftest import UIServer
 
 pytestmark = pytest.mark.e2e
 
@@ -18,30 +17,12 @@ SPAIN = "What did they do in Spain?"
 EVIL = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(real_assistant, real_index_settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:  # noqa: ANN001
-    """(url, settings) of the real app serving the session's real index on 127.0.0.1."""
-    from leftqa.app.ui import build_app, launch
-
-    settings = real_index_settings.with_(feedback_path=tmp_path_factory.mktemp("ui-http") / "feedback.jsonl")
-    app = build_app(real_assistant, settings)
-    url = launch(app, "127.0.0.1", free_port())
-    yield url, settings
-    app.close()
-
-
 @pytest.fixture
-def client(server: tuple[str, Any]):  # noqa: ANN201 - gradio_client.Client
+def client(ui_server: UIServer):  # noqa: ANN201 - gradio_client.Client
     """A new browser-like session (its own conversation state on the server)."""
     from gradio_client import Client
 
-    return Client(server[0], verbose=False)
+    return Client(ui_server.url, verbose=False)
 
 
 def ask(client, question: str, history: list[str] | None = None, mode: str = "hybrid") -> dict:  # noqa: ANN001
@@ -62,8 +43,8 @@ def passage_text(answer: dict, passage_id: str) -> str:
     return next((p["text"] for p in answer["passages"] if p["passage_id"] == passage_id), "")
 
 
-def test_server_is_local_and_lists_the_ask_endpoint(server: tuple[str, Any], client) -> None:  # noqa: ANN001
-    assert server[0].startswith("http://127.0.0.1:")
+def test_server_is_local_and_lists_the_ask_endpoint(ui_server: UIServer, client) -> None:  # noqa: ANN001
+    assert ui_server.url.startswith("http://127.0.0.1:")
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/ask", "/chat"} <= set(endpoints)
     assert [p["parameter_name"] for p in endpoints["/ask"]["parameters"]] == ["question", "history", "mode"]
@@ -149,8 +130,8 @@ def test_mode_selector_reaches_the_assistant(client) -> None:  # noqa: ANN001
         ask(client, ANTWERP, mode="psychic")
 
 
-def test_feedback_buttons_append_json_lines(server: tuple[str, Any], client) -> None:  # noqa: ANN001
-    path: Path = server[1].feedback_path
+def test_feedback_buttons_append_json_lines(ui_server: UIServer, client) -> None:  # noqa: ANN001
+    path: Path = ui_server.settings.feedback_path
     before = path.read_text("utf-8").splitlines() if path.exists() else []
     assert "Ask a question first" in client.predict(api_name="/feedback_helpful")
     chat(client, ANTWERP)
@@ -176,9 +157,9 @@ def test_reload_button_reloads_the_index(client, real_assistant, monkeypatch: py
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "corpus/anti-stalinist-left.txt", "src/leftqa/ui.py"])
-def test_no_file_is_served_beyond_the_app(server: tuple[str, Any], path: str) -> None:
+def test_no_file_is_served_beyond_the_app(ui_server: UIServer, path: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(server[0] + "gradio_api/file=" + path, timeout=10)
+        urllib.request.urlopen(ui_server.url + "gradio_api/file=" + path, timeout=10)
     assert err.value.code in (403, 404)
 
 

@@ -1,105 +1,23 @@
-"""The chat UI's rendering and wiring without a server: escaping, markers, highlights, conversation state."""
+"""The chat UI's event handlers without a server: a chat turn, conversation state, feedback and reload messages,
+and the bind check of `leftqa serve`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import pytest
+from conftest import FAKE_MODEL
+from test_render import answer, cite, hit
 
-from leftqa.app.ui import Conversation, record_feedback, reload_index, render_answer, render_sources, respond
+from leftqa.app import ui
+from leftqa.app.cli import main
+from leftqa.app.ui import Conversation, record_feedback, reload_index, respond
 from leftqa.config import Settings
 from leftqa.errors import IndexMissingError, QuestionError
-from leftqa.records import Answer, Citation, Hit
-
-EVIL = '<script>alert(1)</script><img src=x onerror=alert(1)>"'
-
-
-def hit(rank: int, pid: str, text: str, title: str = "Doc", section: str = "Part") -> Hit:
-    return Hit(rank=rank, passage_id=pid, doc_id="doc.txt", title=title, section=section, text=text, score=1 / rank, start=0, end=len(text))
-
-
-def cite(n: int, pid: str, quote: str, highlights: tuple[tuple[int, int], ...], title: str = "Doc") -> Citation:
-    return Citation(n=n, passage_id=pid, doc_id="doc.txt", title=title, section="Part", start=0, end=len(quote), quote=quote, highlights=highlights, score=0.5)
-
-
-def answer(text: str, citations: Sequence[Citation] = (), passages: Sequence[Hit] = (), question: str = "Q?", query: str | None = None, abstained: bool = False) -> Answer:
-    return Answer(question=question, query=query or question, abstained=abstained, answer=text, citations=tuple(citations), passages=tuple(passages), mode="hybrid")
-
-
-def test_answer_text_is_escaped_and_markers_link_to_their_sources() -> None:
-    c = cite(1, "p1", "A <b>bold</b> claim.", ((0, 20),), title=EVIL)
-    out = render_answer(answer("A <b>bold</b> claim. [1] Not a marker: [7] or x[1].", [c]), turn=3)
-    assert out.startswith('<p class="lq-answer">A &lt;b&gt;bold&lt;/b&gt; claim. <a class="lq-cite" href="#lq-src-3-1" title="[1] ')
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;" in out  # title attribute
-    assert out.endswith("</a> Not a marker: [7] or x[1].</p>")
-    assert out.count("<a ") == 1 and "<b>" not in out and "<script" not in out and "<img" not in out
-
-
-@pytest.mark.parametrize(
-    ("question", "query", "shown"),
-    [("Q?", "Q?", None), ("And then?", "And then? (Antwerp <Group>)", "Searched for: <q>And then? (Antwerp &lt;Group&gt;)</q>")],
-)
-def test_searched_for_appears_only_when_the_query_differs(question: str, query: str, shown: str | None) -> None:
-    out = render_answer(answer("x. [1]", [cite(1, "p", "x.", ((0, 2),))], question=question, query=query), turn=1)
-    assert ("Searched for" in out) == (shown is not None)
-    if shown:
-        assert shown in out
-
-
-def test_abstention_says_not_in_the_corpus_and_shows_closest_material() -> None:
-    passages = [hit(i, f"p{i}", f"text {i} {EVIL}") for i in range(1, 6)]
-    a = answer("The corpus does not seem to cover this question.", passages=passages, question=EVIL, abstained=True)
-    bubble = render_answer(a, turn=1)
-    assert "<strong>Not in the corpus.</strong>" in bubble and "lq-cite" not in bubble
-    panel = render_sources([(1, a)])
-    assert "Closest material — not an answer" in panel
-    head, more = panel.split('<details class="lq-more">')
-    assert [f"#{i}<" in head for i in range(1, 6)] == [True, True, True, False, False]
-    assert "More retrieved passages (2)" in more and "#4<" in more and "#5<" in more
-    assert "<script" not in panel and "<img" not in panel and "&lt;script&gt;" in panel
-
-
-def test_sources_highlight_the_quoted_sentences_and_collapse_the_rest() -> None:
-    text = "One <i>. Two & two. Three."
-    a = answer(
-        "Two & two. [1]",
-        [cite(1, "p1", "Two & two.", ((9, 19),), title="T <1>")],
-        [hit(1, "p1", text), hit(2, "p2", "Other passage.")],
-    )
-    panel = render_sources([(1, a)])
-    assert '<article class="lq-source lq-cited" id="lq-src-1-1">' in panel
-    assert 'One &lt;i&gt;. <mark class="lq-quote">Two &amp; two.</mark> Three.' in panel
-    assert "T &lt;1&gt; › Part" in panel and "score 0.500" in panel
-    assert '<details class="lq-more"><summary>Other retrieved passages (1)</summary>' in panel
-    assert panel.index("Other passage.") > panel.index("<details")
-
-
-@pytest.mark.parametrize(
-    ("spans", "expected"),
-    [
-        (((4, 8), (0, 3)), '<mark class="lq-quote">abc</mark> <mark class="lq-quote">defg</mark> hij'),
-        (((0, 6), (4, 8)), '<mark class="lq-quote">abc de</mark><mark class="lq-quote">fg</mark> hij'),
-        (((-5, 2), (9, 99)), '<mark class="lq-quote">ab</mark>c defg <mark class="lq-quote">hij</mark>'),
-    ],
-)
-def test_highlight_offsets_are_sorted_merged_and_clipped(spans: tuple[tuple[int, int], ...], expected: str) -> None:
-    a = answer("x [1]", [cite(1, "p1", "abc", spans)], [hit(1, "p1", "abc defg hij")])
-    assert f'<p class="lq-text">{expected}</p>' in render_sources([(1, a)])
-
-
-def test_a_cited_passage_outside_the_ranked_list_still_shows_its_quote() -> None:
-    a = answer("Q <x>. [1]", [cite(1, "gone", "Q <x>.", ((0, 6),))], [hit(1, "p1", "Unrelated.")])
-    assert '<p class="lq-text"><mark class="lq-quote">Q &lt;x&gt;.</mark></p>' in render_sources([(1, a)])
-
-
-def test_earlier_answers_keep_their_sources_so_old_markers_resolve() -> None:
-    a1 = answer("A. [1]", [cite(1, "p1", "A.", ((0, 2),))], [hit(1, "p1", "A.")], question="first?")
-    a2 = answer("B. [1]", [cite(1, "p2", "B.", ((0, 2),))], [hit(1, "p2", "B.")], question="second?")
-    panel = render_sources([(1, a1), (2, a2)])
-    current, earlier = panel.split('<details class="lq-earlier">')
-    assert 'id="lq-src-2-1"' in current and 'id="lq-src-1-1"' in earlier and "Sources of earlier answers (1)" in earlier
+from leftqa.records import Answer
 
 
 class StubAssistant:
@@ -146,3 +64,35 @@ def test_feedback_is_about_the_latest_answer_and_its_earlier_questions(tmp_path:
 
 def test_reload_failure_is_a_message() -> None:
     assert reload_index(StubAssistant()).startswith('<p class="lq-status lq-error">The index was not reloaded')
+
+
+@pytest.fixture
+def bind_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Hosts passed to check_bind, with Gradio's launch and block_thread stubbed (no server is started)."""
+    import gradio as gr
+
+    hosts: list[str] = []
+    real = ui.check_bind
+    monkeypatch.setattr(ui, "check_bind", lambda host, credentials: (hosts.append(host), real(host, credentials))[1])
+    server = SimpleNamespace(mount=lambda path, api: None)  # where `launch` mounts the JSON API
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: (server, f"http://{kw['server_name']}:{kw['server_port']}/", None))
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    return hosts
+
+
+def test_leftqa_serve_checks_the_bind_once_before_loading(
+    bind_checks: list[str], fake_index: Settings, clean_leftqa_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["serve", "--port", "7999", "--index", str(fake_index.index_dir), "--corpus", str(fake_index.corpus_dir), "--model", FAKE_MODEL]
+    assert main(args) == 0
+    assert bind_checks == ["127.0.0.1"] and "chat UI on http://127.0.0.1:7999/" in capsys.readouterr().out
+
+
+def test_serve_and_launch_still_check_the_bind_for_library_callers(bind_checks: list[str], fake_assistant, fake_index: Settings) -> None:  # noqa: ANN001
+    from leftqa.errors import ConfigError
+
+    ui.serve(fake_assistant, port=7999)
+    assert bind_checks == ["127.0.0.1"]
+    with pytest.raises(ConfigError, match="refusing to serve on 0.0.0.0 without a password"):
+        ui.launch(ui.build_app(fake_assistant, fake_index), "0.0.0.0", 7999)
+    assert bind_checks == ["127.0.0.1", "0.0.0.0"]
