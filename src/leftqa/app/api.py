@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("leftqa.api")
 
 Mode = Literal["hybrid", "bm25", "dense"]  # config.MODES; a test keeps the two the same
+# A question: at least one character that is neither white space nor a control character (which are dropped), and
+# no longer than the default limit (a server configured with a lower one says so with a 422).
+QUESTION_CHARS: int = Settings.max_question_chars  # the dataclass field's default
+Question = Annotated[str, Field(pattern=r"[^\s\x00-\x1f\x7f-\x9f]", max_length=QUESTION_CHARS)]
 MAX_HISTORY = 50  # earlier questions one request may carry (each is re-read to resolve the follow-up)
 CHUNK = 1 << 20
 
@@ -69,8 +73,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class AskRequest(BaseModel):
     """A question, the conversation's earlier questions (oldest first) and an optional retrieval mode."""
 
-    question: str
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    question: Question
+    history: list[Annotated[str, Field(max_length=QUESTION_CHARS)]] = Field(default_factory=list, max_length=MAX_HISTORY)
     mode: Mode | None = None
 
 
@@ -116,8 +120,8 @@ class LibraryChange(BaseModel):
 class FeedbackRequest(BaseModel):
     """A verdict on the answer to `question` (asked after `history`); the answer is recomputed to record it."""
 
-    question: str
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    question: Question
+    history: list[Annotated[str, Field(max_length=QUESTION_CHARS)]] = Field(default_factory=list, max_length=MAX_HISTORY)
     mode: Mode | None = None
     verdict: Literal["helpful", "wrong evidence"]
 
@@ -149,21 +153,32 @@ def _refusal(request: Request, status: int, detail: str, headers: dict[str, str]
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    """Pydantic's errors as one line: `field: problem; field: problem`."""
+    """Pydantic's errors as one line: `field: problem; field: problem`; a question refused as the CLI refuses it."""
+    from leftqa.qa.assistant import clean_question
+
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
-        parts.append(f"{loc or 'request body'}: {err.get('msg', 'invalid')}")
+        message = f"{loc or 'request body'}: {err.get('msg', 'invalid')}"
+        if loc in ("question", "q") and isinstance(err.get("input"), str):
+            try:
+                clean_question(err["input"], QUESTION_CHARS)
+            except QuestionError as refused:
+                message = str(refused)
+        parts.append(message)
     return "; ".join(parts) or "invalid request"
 
 
 def _library_change(report: LibraryReport) -> LibraryChange:
     """The API's view of a Library report; Refused when nothing could be done."""
     if not report.ok:
-        if not report.placed and not report.removed:
+        if report.action == "remove_source" and not report.removed:  # the document exists: it cannot go (the last one)
+            raise Refused(409, "; ".join(s.reason for s in report.skipped) or report.message)
+        if report.action == "add_url" and not report.placed:  # the one page could not be added
             reasons = "; ".join(f"{s.file}: {s.reason}" for s in report.skipped)
-            raise Refused(404 if report.action == "remove_source" and not report.skipped else 422, f"{report.message}{': ' + reasons if reasons else ''}")
-        raise Refused(409, report.message)
+            raise Refused(422, f"{report.message}{': ' + reasons if reasons else ''}")
+        if report.placed or report.removed or not report.skipped:  # the build failed, or another one holds the index
+            raise Refused(409, report.message)
     by = lambda *states: [p.dest for p in report.placed if p.status in states]  # noqa: E731
     return LibraryChange(
         message=report.message, added=by("added"), replaced=by("replaced", "updated"), unchanged=by("unchanged", "already in corpus"),
@@ -229,7 +244,7 @@ def build_api(assistant: "Assistant", settings: Settings, library: Library, answ
 
     @api.get("/search", response_model=SearchResult, summary="Rank passages (the `leftqa search --json` object)")
     def search(
-        q: Annotated[str, Query(description="the question")],
+        q: Annotated[str, Query(description="the question", pattern=r"[^\s\x00-\x1f\x7f-\x9f]", max_length=QUESTION_CHARS)],
         k: Annotated[int | None, Query(ge=1, le=1000, description="passages (default: the server's top_k)")] = None,
         mode: Annotated[Mode | None, Query(description="retrieval mode (default: the server's)")] = None,
     ) -> SearchResult:
@@ -243,8 +258,8 @@ def build_api(assistant: "Assistant", settings: Settings, library: Library, answ
 
     @api.post("/documents", response_model=LibraryChange, summary="Add files to the corpus, then rebuild the index")
     def add_documents(
-        files: Annotated[list[UploadFile], File(description="one or more .txt .md .html .htm .pdf .docx .jsonl files")],
-        replace: Annotated[bool, Form(description="overwrite corpus files of the same name")] = False,
+        files: Annotated[list[UploadFile], File(min_length=1, description="one or more .txt .md .html .htm .pdf .docx .jsonl files")],
+        replace: Annotated[Literal["true", "false"], Form(description="true: overwrite corpus files of the same name")] = "false",
     ) -> LibraryChange:
         with tempfile.TemporaryDirectory(prefix="leftqa-upload-") as tmp:
             placed: list[tuple[Path, str]] = []
@@ -258,7 +273,7 @@ def build_api(assistant: "Assistant", settings: Settings, library: Library, answ
                     placed.append((path, name))
             if too_large and not placed:
                 raise Refused(413, f"{', '.join(too_large)}: over the {MAX_PACKAGE_BYTES / 1e6:.0f} MB upload limit, not copied")
-            report = library.add_files(placed, replace=replace)
+            report = library.add_files(placed, replace=replace == "true")
         change = _library_change(report)
         limit = f"over the {MAX_PACKAGE_BYTES / 1e6:.0f} MB upload limit, not copied"
         return change.model_copy(update={"skipped": change.skipped + [Skipped(n, limit) for n in too_large]})
