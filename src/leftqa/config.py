@@ -59,6 +59,10 @@ class Settings:
     # Refuse a question that names someone or something no word of which occurs anywhere in the corpus (matched
     # loosely: stem, prefix, one typo): a quote would be about someone else (`qa/features.py` Vocabulary).
     refuse_absent_names: bool = False
+    # Rewrite a follow-up as one question about what the user asked before ("Who was Rosa Luxemburg?" + "When did
+    # she die?" -> "When did Rosa Luxemburg die?"), the subject matched against the corpus's names (`qa/followup.py`),
+    # instead of adding context terms from the conversation, answers included.
+    followup_subject: bool = False
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 

@@ -82,3 +82,45 @@ def test_context_is_bounded() -> None:
 )
 def test_build_query(question: str, context: list[str], expected: str) -> None:
     assert build_query(question, context) == expected
+
+
+LUXEMBURG = ["Rosa Luxemburg was heavily critical of the methods. Like Rosa Luxemburg, Emma Goldman was critical of Lenin."]
+
+
+@pytest.mark.parametrize(
+    ("question", "name", "typed"),
+    [
+        ("who was rosa luxemburg", "Rosa Luxemburg", "rosa luxemburg"),  # typed in lower case, found by the corpus's name
+        ("What was Luxemburg critical of?", "Luxemburg", "Luxemburg"),  # a surname alone
+        ("What did goldman think", "Emma Goldman", "goldman"),
+    ],
+)
+def test_the_subject_is_what_the_user_typed_matched_to_the_corpus_names(question: str, name: str, typed: str) -> None:
+    from leftqa.qa.followup import subject_of
+
+    found = subject_of(question, LUXEMBURG)
+    assert found is not None and (found.name, found.typed) == (name, typed)
+
+
+def test_a_question_naming_nothing_the_corpus_names_has_no_subject() -> None:
+    from leftqa.qa.followup import subject_of
+
+    assert subject_of("what happened next", LUXEMBURG) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("When did she die?", "When did Rosa Luxemburg die?"),
+        ("How did Stalin treat her legacy?", "How did Stalin treat Rosa Luxemburg's legacy?"),
+        ("What did it say?", "Who was Rosa Luxemburg? What did it say?"),  # "it" is not the person: read after
+        ("Why?", "Who was Rosa Luxemburg? Why?"),
+        ("and Goldman?", "Who was Goldman?"),  # the previous question about the other name
+    ],
+)
+def test_a_follow_up_is_rewritten_as_one_question(question: str, expected: str) -> None:
+    from leftqa.qa.followup import rewrite, subject_of
+
+    subject = subject_of("Who was Rosa Luxemburg?", LUXEMBURG)
+    assert subject is not None
+    assert rewrite(question, subject, "Who was Rosa Luxemburg?", subject) == expected

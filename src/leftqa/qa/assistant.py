@@ -16,12 +16,13 @@ from leftqa.index.embed import Embedder, load_embedder, split_backend
 from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.features import as_question
-from leftqa.qa.followup import build_query, context_terms, needs_context
+from leftqa.qa.followup import Subject, build_query, context_terms, needs_context, rewrite, subject_of
 from leftqa.qa.policy import NOT_COVERED, RULES, AbstentionPolicy, load_policy
 from leftqa.qa.retrieve import Retrieval, Retriever
 from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
 from leftqa.records import Answer, Hit
 
+SUBJECT_PASSAGES = 3  # retrieved passages whose names a question's subject is matched against
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -44,6 +45,7 @@ class Turn:
     query: str
     sentences: tuple[str, ...]
     quoted: frozenset[tuple[str, int]]  # (passage id, sentence index) of each quoted sentence
+    subject: Subject | None = None  # what the user asked about, by the corpus's name (Settings.followup_subject)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Resolved:
     context: str
     seen: frozenset[tuple[str, int]]
     reader: str = ""  # what the answer scorer reads as the question, when not `query` (Settings.followup_reader)
+    asked: str = ""  # the question judged (names, answer type), when not the one typed: a follow-up rewritten whole
+    subject: Subject | None = None  # the conversation's subject it was rewritten with
 
 
 class Assistant:
@@ -113,6 +117,15 @@ class Assistant:
         prev = self._turn(history, mode)
         if not needs_context(question):
             return Resolved(question, "", prev.quoted)
+        if self.settings.followup_subject and prev.subject is not None:
+            # One question that stands alone, about what the user asked before ("When did Rosa Luxemburg die?"):
+            # searched, shown, read by the scorer and judged as such.
+            previous = as_question(prev.query)
+            standalone = rewrite(question, prev.subject, previous, prev.subject)
+            # Searched with the previous question's own terms as context (not its answer's), read after it.
+            context = ", ".join(context_terms(prev.query, []))
+            reader = standalone if standalone.startswith(previous) else f"{previous} {standalone}"
+            return Resolved(standalone, context, prev.quoted, reader, standalone, prev.subject)
         context = context_terms(prev.query, list(prev.sentences))
         # Each turn as the question it asks: a request left as typed ("Tell me about X") would take the follow-up into
         # its subject when the scorer turns it into a question.
@@ -131,13 +144,18 @@ class Assistant:
         last = clean_question(history[-1], self.settings.max_question_chars)
         resolved = self._resolve(last, history[:-1], mode)
         retriever = self.retriever
-        r = retriever.retrieve(resolved.query, mode, self.settings.top_k, question=last, context=resolved.context)
+        r = retriever.retrieve(resolved.query, mode, self.settings.top_k, question=resolved.asked or last, context=resolved.context)
         _, chosen = self._choose(retriever, r, resolved)
         passages = retriever.index.passages
+        subject = None
+        if self.settings.followup_subject:  # the user's words matched to the names of what they retrieved
+            found = subject_of(resolved.asked or last, [passages[int(p)].text for p in r.positions[:SUBJECT_PASSAGES]])
+            subject = found or resolved.subject
         turn = Turn(
             resolved.query,
             tuple(passages[c.pos].sentences[c.index_in_passage].text for c in chosen),
             frozenset((passages[c.pos].id, c.index_in_passage) for c in chosen),
+            subject,
         )
         with self._lock:
             self._turns[key] = turn
@@ -162,16 +180,17 @@ class Assistant:
         resolved = self._resolve(q, hist, mode)
         retriever, policy = self.retriever, self.policy  # one consistent snapshot across a reload
         k = max(self.settings.top_k, ans.PASSAGES_FOR_ANSWER)
-        r = retriever.retrieve(resolved.query, mode, k, question=q, context=resolved.context)
+        asked = resolved.asked or q
+        r = retriever.retrieve(resolved.query, mode, k, question=asked, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
-        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, q))
+        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, asked))
         if self.settings.refuse_absent_names:
-            evidence["names_in_corpus"] = ans.share_present(q, retriever.vocabulary.absent_names(q))
+            evidence["names_in_corpus"] = ans.share_present(asked, retriever.vocabulary.absent_names(asked))
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         if policy.learned:
-            evidence = {**evidence, "answerable": policy.confidence(evidence), "describes": ans.describes(retriever.index, chosen, q)}
+            evidence = {**evidence, "answerable": policy.confidence(evidence), "describes": ans.describes(retriever.index, chosen, asked)}
         closest = ans.passage_context(retriever.index, chosen[0].pos) if chosen and policy.learned else ""
-        decision = policy.decide(evidence, bool(candidates), q, closest)
+        decision = policy.decide(evidence, bool(candidates), asked, closest)
         if decision.abstain:
             text, citations = NOT_COVERED, ()
         else:

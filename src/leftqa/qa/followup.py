@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Sequence
 
 from leftqa.text import is_stopword, words
 
@@ -71,3 +73,63 @@ def build_query(question: str, context: list[str]) -> str:
     if not context:
         return question
     return f"{question.strip()} ({', '.join(context)})"
+
+
+# Personal pronouns stand for the conversation's subject: replaced by its name ("When did she die?" -> "When did
+# Rosa Luxemburg die?"); possessives take "'s", and "her" is possessive before a content word ("her legacy").
+# "it" and "they" are left alone: as often a thing or a group the user never named ("How does it portray him?"
+# after a question about a mural), so such a follow-up is read after the previous question instead.
+_SUBJECT_PRONOUNS = frozenset("he she him".split())
+_POSSESSIVE_PRONOUNS = frozenset("his hers".split())
+_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)?")
+_ABOUT = re.compile(r"^\s*(?:and|but|so)?\s*(?:what|how)\s+about\s+(.+?)[\s?.!]*$|^\s*and\s+(.+?)[\s?.!]*$", re.I)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a question asks about: its name as the corpus writes it, and the words the user typed for it."""
+
+    name: str
+    typed: str
+
+
+def subject_of(question: str, texts: Sequence[str]) -> Subject | None:
+    """The name a question asks about, matched case-insensitively against the names of `texts` (the passages it
+    retrieved) and its own: the one with most of its words in the question (a surname alone will do), then the
+    longest; None when it names nothing the corpus names."""
+    asked = [w for w in words(question) if not is_stopword(w)]
+    # Most of the question's words, then fewest words the question lacks: "Rosa Luxemburg" before a run such as
+    # "Like Rosa Luxemburg" that a sentence-initial word joined.
+    best: tuple[tuple[int, int], str, list[str]] | None = None
+    for name in dict.fromkeys([*names(question), *(n for t in texts for n in names(t))]):
+        own = [w for w in words(name) if not is_stopword(w)]
+        hit = [w for w in own if w in asked]
+        if not hit or (len(hit) == 1 and len(hit[0]) < 4 and len(own) > 1):
+            continue
+        key = (len(hit), len(hit) - len(own))
+        if best is None or key > best[0]:
+            best = (key, name, hit)
+    if best is None:
+        return None
+    spans = [m for m in _WORD.finditer(question) if words(m.group(0))[:1] and words(m.group(0))[0] in best[2]]
+    return Subject(best[1], question[spans[0].start() : spans[-1].end()] if spans else best[1])
+
+
+def rewrite(question: str, subject: Subject, previous: str, previous_subject: Subject | None = None) -> str:
+    """A follow-up as one question that stands alone: its pronoun replaced by the subject's name, "what about X?"
+    as the previous question about X, anything else after the previous question."""
+    about = _ABOUT.match(question)
+    if about:
+        other = (about.group(1) or about.group(2)).strip()
+        if previous_subject is not None and previous_subject.typed in previous:
+            return previous.replace(previous_subject.typed, other, 1)
+        return f"{previous.rstrip()} ({other})"
+    tokens = list(_WORD.finditer(question))
+    for i, m in enumerate(tokens):
+        w = m.group(0).lower()
+        after = tokens[i + 1].group(0) if i + 1 < len(tokens) else ""
+        possessive = w in _POSSESSIVE_PRONOUNS or (w == "her" and after and not is_stopword(after))
+        if w in _SUBJECT_PRONOUNS or w == "her" or possessive:
+            name = f"{subject.name}'s" if possessive else subject.name
+            return question[: m.start()] + name + question[m.end() :]
+    return f"{previous.rstrip()} {question.strip()}"
