@@ -63,6 +63,9 @@ class Settings:
     # she die?" -> "When did Rosa Luxemburg die?"), the subject matched against the corpus's names (`qa/followup.py`),
     # instead of adding context terms from the conversation, answers included.
     followup_subject: bool = False
+    # Added to the learned ranking of a sentence whose subject is what a descriptive request asks about ("Who was
+    # X?": "X was …", not "Like X, Y was …"); 0 turns it off.
+    subject_logit: float = 0.0
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from leftqa.index.store import Index
-from leftqa.qa.features import as_question, descriptive_subject, name_coverage
+from leftqa.qa.features import as_question, descriptive_subject, name_coverage, opens_with
 from leftqa.qa.followup import names
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
 from leftqa.qa.scorer import SENTENCE_FEATURES, AnswerScorer
@@ -96,15 +96,18 @@ def scored_text(index: Index, c: Candidate, context: bool = False) -> str:
     return with_context(text, sentences[c.index_in_passage - 1].text if c.index_in_passage > 0 else "") if context else text
 
 
-def rerank(index: Index, candidates: list[Candidate], question: str, scorer: AnswerScorer | None) -> list[Candidate]:
+def rerank(index: Index, candidates: list[Candidate], question: str, scorer: AnswerScorer | None, subject_logit: float = 0.0) -> list[Candidate]:
     """The rules' best `scorer.info.candidates` sentences re-scored by the learned ranker (cross-encoder logit
-    combined with the rule features); the others follow, in rule order. Without a scorer, unchanged."""
+    combined with the rule features; for a descriptive request, `subject_logit` more for a sentence about its
+    subject); the others follow, in rule order. Without a scorer, unchanged."""
     if scorer is None or scorer.info.ranker is None or not candidates:
         return candidates
     head, tail = candidates[: scorer.info.candidates], candidates[scorer.info.candidates :]
     ce = scorer.logits(as_question(question), [scored_text(index, c, scorer.info.context) for c in head])
     z = scorer.info.ranker.logit(sentence_features(head, ce))
-    scored = [replace(c, score=float(zi) - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci in zip(head, z, ce)]
+    subject = descriptive_subject(question) if subject_logit else ""
+    bonus = [subject_logit if subject and opens_with(subject, scored_text(index, c)) else 0.0 for c in head]
+    scored = [replace(c, score=float(zi) + b - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci, b in zip(head, z, ce, bonus)]
     scored.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))
     floor = scored[-1].score - 1.0
     return scored + [replace(c, score=floor - i * 1e-3) for i, c in enumerate(tail)]

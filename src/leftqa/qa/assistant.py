@@ -168,7 +168,7 @@ class Assistant:
         candidates = ans.score_sentences(retriever.index, r, seen=resolved.seen)
         if self.scorer is None:
             return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index)
-        candidates = ans.rerank(retriever.index, candidates, resolved.reader or resolved.query, self.scorer)
+        candidates = ans.rerank(retriever.index, candidates, resolved.reader or resolved.query, self.scorer, self.settings.subject_logit)
         return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, self.settings.support_logit)
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:

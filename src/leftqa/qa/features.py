@@ -80,6 +80,17 @@ def descriptive_subject(question: str) -> str:
     return subject
 
 
+_DETERMINERS = frozenset("the a an".split())
+
+
+def opens_with(subject: str, sentence: str) -> bool:
+    """Whether a sentence is about `subject`: its first word (past a determiner) is one of the subject's words, as
+    in "Rosa Luxemburg was …" but not "Like Rosa Luxemburg, Emma Goldman was …"."""
+    wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
+    first = next((w for w in words(sentence) if w not in _DETERMINERS), "")
+    return bool(first) and stems([first])[0] in wanted
+
+
 def answer_type(question: str) -> str:
     """The kind of answer a question expects (date, number, person, place, title or other), read from its first
     wh-word: in "Which revolt was the turning point when …" the focus is "which revolt", not "when"."""
