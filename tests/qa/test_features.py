@@ -214,3 +214,19 @@ def test_the_vocabulary_finds_full_names_the_corpus_never_mentions() -> None:
     assert vocab.absent_names("Who was Rosa Luxemborg?") == []  # one typo in a long word
     assert vocab.absent_names("What did Lev Trotsky think of Tito?") == []  # one word of the name, a prefix
     assert vocab.absent_names("Why did the USSR fall?") == []  # a lone word may be an alias the corpus spells out
+
+
+@pytest.mark.parametrize(
+    ("sentence", "about"),
+    [
+        ("Rosa Luxemburg was heavily critical of the methods.", True),
+        ("The POUM was a party of the anti-Stalinist left.", True),
+        ("Like Rosa Luxemburg, Emma Goldman was critical of Lenin.", False),  # mentioned in passing
+        ("Stalin vilified Luxemburg's legacy.", False),
+    ],
+)
+def test_a_sentence_opening_with_the_subject_is_about_it(sentence: str, about: bool) -> None:
+    from leftqa.qa.features import descriptive_subject, opens_with
+
+    subject = descriptive_subject("Who was Rosa Luxemburg?") if "Luxemburg" in sentence else descriptive_subject("Tell me about the POUM")
+    assert opens_with(subject, sentence) is about
