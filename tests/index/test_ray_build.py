@@ -300,7 +300,7 @@ def test_worker_node_killed_mid_build_its_batches_are_retried_and_the_index_equa
 ) -> None:
     cluster.ensure_worker()
     index = tmp_path / "index"
-    out = cluster.ns.run([sys.executable, str(REPO_ROOT / "tests" / "ray_fault_build.py"), "--address", cluster.address,
+    out = cluster.ns.run([sys.executable, str(REPO_ROOT / "tests" / "index" / "ray_fault_build.py"), "--address", cluster.address,
                           "--corpus", str(corpus), "--index", str(index), "--kill-pgid", str(cluster.worker)])  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -365,7 +365,7 @@ def test_cluster_lost_mid_build_is_one_line_and_leaves_the_index_untouched(ns: N
     index = tmp_path / "index"
     shutil.copytree(local.index_dir, index)
     before = {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()}
-    out = ns.run([sys.executable, str(REPO_ROOT / "tests" / "ray_fault_build.py"), "--address", lone.address, "--corpus", str(corpus),
+    out = ns.run([sys.executable, str(REPO_ROOT / "tests" / "index" / "ray_fault_build.py"), "--address", lone.address, "--corpus", str(corpus),
                   "--index", str(index), "--kill-pgid", str(lone.head)], timeout=240)  # fmt: skip
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.stdout.strip(), out.stderr
