@@ -63,6 +63,9 @@ class Settings:
     # she die?" -> "When did Rosa Luxemburg die?"), the subject matched against the corpus's names (`qa/followup.py`),
     # instead of adding context terms from the conversation, answers included.
     followup_subject: bool = False
+    # Refuse when the quoted sentences (with the sentence before one that points back, and the passage's title) do
+    # not mention everyone the question names: a sentence about someone else does not answer it.
+    quote_names: bool = False
     # Added to the learned ranking of a sentence whose subject is what a descriptive request asks about ("Who was
     # X?": "X was …", not "Like X, Y was …"); 0 turns it off.
     subject_logit: float = 0.0

@@ -199,3 +199,11 @@ def test_a_follow_up_to_a_request_is_read_as_two_questions(fake_assistant: Assis
     fake_assistant.ask("Who led it?", ["Tell me about the Harbour Committee"])
     # each turn as the question it asks, not the request swallowing the follow-up ("What is … Who led it?")
     assert fake_assistant.scorer.seen[-1][0] == "What is the Harbour Committee? Who led it?"
+
+
+def test_names_in_quote_reads_the_sentence_a_pronoun_points_back_to(fake_assistant: Assistant) -> None:
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    chosen = (next(c for c in cands if "Marta Quell" in ans.scored_text(fake_assistant.index, c)),)
+    assert ans.names_in_quote(fake_assistant.index, chosen, "Who led the Harbour Committee?") == 1.0
+    assert ans.names_in_quote(fake_assistant.index, chosen, "What did Ansel Pike say to Marta Quell?") == 0.5
+    assert ans.names_in_quote(fake_assistant.index, chosen, "who led it") == 1.0  # names nothing

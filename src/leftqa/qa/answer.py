@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from leftqa.index.store import Index
-from leftqa.qa.features import as_question, descriptive_subject, name_coverage, opens_with
+from leftqa.qa.features import as_question, descriptive_subject, missing_names, name_coverage, opens_with
 from leftqa.qa.followup import names
 from leftqa.qa.retrieve import Retrieval, SentenceEvidence
 from leftqa.qa.scorer import SENTENCE_FEATURES, AnswerScorer
@@ -250,6 +250,18 @@ def share_present(question: str, absent: list[str]) -> float:
     """Share of the question's names that are not in `absent` (1.0 when it names nothing)."""
     asked = [n for n in names(question) if n != "I"]
     return round(1.0 - len(absent) / len(asked), 6) if asked else 1.0
+
+
+def names_in_quote(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
+    """Share of the question's names that the quoted sentences mention, each read with the sentence before it when
+    it points back ("She …"), and with its passage's title and section (1.0 when the question names nothing)."""
+    asked = [n for n in names(question) if n != "I"]
+    if not asked or not chosen:
+        return 1.0 if not asked else 0.0
+    p = index.passages[chosen[0].pos]
+    text = " ".join([p.title, p.section, *(scored_text(index, c, context=True) for c in chosen)])
+    missing = set(missing_names(question, text))
+    return round(1.0 - sum(n in missing for n in asked) / len(asked), 6)
 
 
 def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:

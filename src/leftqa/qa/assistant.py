@@ -184,6 +184,8 @@ class Assistant:
         r = retriever.retrieve(resolved.query, mode, k, question=asked, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, asked))
+        if self.settings.quote_names:
+            evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
         if self.settings.refuse_absent_names:
             evidence["names_in_corpus"] = ans.share_present(asked, retriever.vocabulary.absent_names(asked))
         hits = tuple(retriever.hits(r)[: self.settings.top_k])

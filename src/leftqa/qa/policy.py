@@ -206,7 +206,7 @@ class AbstentionPolicy:
     def forced(self, ev: Mapping[str, float]) -> bool:
         """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never
         mentions, or (rules) `forced_reason`."""
-        if ev.get("sentence", 0.0) < self.sentence_floor or ev.get("names_in_corpus", 1.0) < 1.0:
+        if ev.get("sentence", 0.0) < self.sentence_floor or min(ev.get("names_in_corpus", 1.0), ev.get("names_in_quote", 1.0)) < 1.0:
             return True
         return not self.learned and bool(forced_reason(ev))
 
