@@ -81,7 +81,8 @@ def test_search_is_the_cli_json_object(api: httpx.Client) -> None:
         ("get", "/search", {"params": {"q": "x", "k": 0}}, 422, "k: Input should be greater than or equal to 1"),
         ("get", "/search", {}, 422, "q: Field required"),
         ("post", "/documents", {}, 422, "files: Field required"),
-        ("post", "/documents/url", {"json": {"url": ""}}, 422, "only http and https"),
+        ("post", "/documents/url", {"json": {"url": ""}}, 422, "enter a web address (http or https) first"),
+        ("post", "/documents/url", {"json": {"url": "ftp://x"}}, 422, "ftp://x is not a web address; only http and https pages can be added"),
         ("delete", "/documents/no-such.txt", {}, 404, "'no-such.txt': not a document of the index"),
         ("post", "/feedback", {"json": {"question": QUESTION, "verdict": "meh"}}, 422, "verdict: Input should be 'helpful' or 'wrong evidence'"),
     ],
@@ -162,3 +163,23 @@ def test_upload_over_the_limit_is_refused(api: httpx.Client, monkeypatch: pytest
     monkeypatch.setattr(api_module, "MAX_PACKAGE_BYTES", 10)
     r = api.post("/documents", files=[("files", ("big.txt", HARBOUR_TXT.encode()))])
     assert r.status_code == 413 and "big.txt" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], '/ask takes 3 values in \\"data\\", got 0'),
+        ([""], '/ask takes 3 values in \\"data\\", got 1'),
+        (["", [], "hybrid"], "the question is empty; type a question about the corpus"),
+        ([QUESTION, [], "fuzzy"], "unknown retrieval mode 'fuzzy'; choose one of hybrid, bm25, dense"),
+    ],
+)
+def test_gradio_api_refuses_bad_input_in_one_line(server: tuple[str, Any, Settings], caplog: pytest.LogCaptureFixture,
+                                                  capfd: pytest.CaptureFixture[str], data: list, message: str) -> None:  # fmt: skip
+    """Gradio's own /ask endpoint: an error with the message (not {"error": null}), one log line, no traceback."""
+    with caplog.at_level(logging.WARNING, logger="leftqa.ui"):
+        event = httpx.post(server[0] + "/gradio_api/call/ask", json={"data": data}).json()["event_id"]
+        stream = httpx.get(f"{server[0]}/gradio_api/call/ask/{event}", timeout=60).text
+    assert "event: error" in stream and message in stream and '"error": null' not in stream
+    assert [r.getMessage() for r in caplog.records if r.name == "leftqa.ui"] == [f"refused: {message.replace(chr(92), '')}"]
+    assert "Traceback" not in capfd.readouterr().err

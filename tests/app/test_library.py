@@ -197,9 +197,9 @@ def test_unusable_files_are_skipped_with_reasons_and_not_left_in_the_corpus(fake
     report = library.add_files(files)
     assert report.ok and report.placed == (Placed("../mill.txt", "mill.txt", "added"),)
     assert report.skipped == (
-        Skipped("empty.txt", "empty.txt: empty file, skipped"),
-        Skipped("binary.txt", "binary.txt: looks binary (NUL bytes), skipped"),
-        Skipped("tool.exe", "tool.exe: unsupported file type '.exe' (supported: .docx .htm .html .jsonl .markdown .md .pdf .txt)"),
+        Skipped("empty.txt", "empty file, skipped"),  # the reason does not repeat the name
+        Skipped("binary.txt", "looks binary (NUL bytes), skipped"),
+        Skipped("tool.exe", "unsupported file type '.exe' (supported: .docx .htm .html .jsonl .markdown .md .pdf .txt)"),
     )
     assert corpus_files(corpus) == ["harbour-history.txt", "mill.txt", "weavers-guild.md"]
 
@@ -207,16 +207,28 @@ def test_unusable_files_are_skipped_with_reasons_and_not_left_in_the_corpus(fake
 def test_nothing_to_do_is_said_and_nothing_rebuilt(fake_assistant: Assistant, tmp_path: Path) -> None:
     library = Library(fake_assistant)
     before = (Path(fake_assistant.settings.index_dir) / "manifest.json").read_bytes()
-    assert library.add_files([]).message == "no files were given; choose one or more files to add"
+    none = library.add_files([])  # Add files with nothing chosen: says so, with the library as it is
+    assert (none.ok, none.message) == (False, "no files were chosen; choose one or more files, then press Add files")
+    assert (none.documents, none.passages) == (2, fake_assistant.index.size)
     same = library.add_files([(upload(tmp_path, "harbour-history.txt", HARBOUR_TXT), "harbour-history.txt")])
     assert (same.ok, same.message, same.build) == (True, "nothing changed: the files are already in the library", None)
     bad = library.add_files([(upload(tmp_path, "x.exe", b"MZ"), "x.exe")])
     assert (bad.ok, bad.message) == (False, "nothing was added")
     gone = library.remove("../weavers-guild.md")
-    assert (gone.ok, gone.skipped) == (False, (Skipped("../weavers-guild.md", "'../weavers-guild.md': not a document of the corpus"),))
+    assert (gone.ok, gone.message, gone.skipped) == (False, "nothing was removed: '../weavers-guild.md': not a document of the corpus", ())
+    nothing = library.remove("")
+    assert (nothing.ok, nothing.message, nothing.documents) == (False, "no document was chosen; choose one in the list, then press Remove", 2)
     url = library.add_url("file:///etc/passwd")
-    assert (url.ok, url.skipped) == (False, (Skipped("file:///etc/passwd", "file:///etc/passwd: only http and https addresses can be added"),))
+    assert (url.ok, url.message, url.skipped) == (False, "nothing was added: file:///etc/passwd is not a web address; only http and https pages can be added", ())
+    assert (library.add_url("  ").ok, library.add_url("").message) == (False, "enter a web address (http or https) first")
     assert (Path(fake_assistant.settings.index_dir) / "manifest.json").read_bytes() == before
+
+
+def test_a_one_line_text_file_is_a_document(fake_assistant: Assistant, tmp_path: Path) -> None:
+    library = Library(fake_assistant)
+    report = library.add_files([(upload(tmp_path, "note.txt", "Orla Brenn rowed.\n"), "note.txt")])  # 18 bytes, one line
+    assert report.ok and report.placed == (Placed("note.txt", "note.txt", "added"),) and report.skipped == ()
+    assert "Orla Brenn rowed." in fake_assistant.ask("Who rowed?").answer
 
 
 def test_two_changes_at_once_queue_and_both_land(fake_assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

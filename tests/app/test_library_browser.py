@@ -96,6 +96,53 @@ def test_a_skipped_file_is_shown_with_its_reason(visit: Visit, tmp_path: Path) -
     status = page.locator("#lq-lib-status")
     expect(status).to_contain_text("nothing was added", timeout=BUILD_MS)
     expect(status.locator(".lq-skipped")).to_contain_text("empty.txt: empty file, skipped")
+    expect(status.locator(".lq-skipped")).not_to_contain_text("empty.txt: empty.txt")  # the reason does not repeat the name
+
+
+def test_what_the_library_says_to_nothing_chosen_and_bad_input(visit: Visit, library: tuple[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    import re
+
+    from playwright.sync_api import expect
+
+    page = visit.page
+    page.get_by_role("tab", name="Library").click()
+    status = page.locator("#lq-lib-status")
+    size = re.compile(r"The chat still answers from [1-9]\d* documents, [1-9]\d* passages")
+
+    page.locator("#lq-add").click()  # Add files with nothing chosen
+    expect(status).to_contain_text("no files were chosen; choose one or more files, then press Add files", timeout=BUILD_MS)
+    expect(status).to_contain_text(size)
+    expect(status).not_to_contain_text("0 documents")
+
+    page.locator("#lq-remove").click()  # Remove with nothing chosen
+    expect(status).to_contain_text("no document was chosen; choose one in the list, then press Remove", timeout=BUILD_MS)
+    expect(status).not_to_contain_text("Skipped")
+
+    choice = page.locator("#lq-remove-choice input")  # a path typed into the list (it takes custom values)
+    choice.fill("../../etc/passwd")
+    choice.press("Enter")
+    page.locator("#lq-remove").click()
+    expect(status).to_contain_text("nothing was removed: '../../etc/passwd': not a document of the corpus", timeout=BUILD_MS)
+    expect(status).to_contain_text(size)
+    expect(status).not_to_contain_text("Skipped")
+    expect(status).not_to_contain_text("nothing was added")
+
+    page.locator("#lq-add-url").click()  # Add page with no address
+    expect(status).to_contain_text("enter a web address (http or https) first", timeout=BUILD_MS)
+    expect(status).not_to_contain_text("(empty)")
+
+    note = tmp_path / "note.txt"  # an 18-byte, one-line text file is a document
+    note.write_text("Orla Brenn rowed.\n", encoding="utf-8")
+    assert note.stat().st_size == 18
+    page.locator("#lq-upload input[type=file]").set_input_files(str(note))
+    expect(page.locator("#lq-upload").get_by_role("cell", name="note.txt")).to_be_visible(timeout=TIMEOUT_MS)
+    page.locator("#lq-add").click()
+    expect(status).to_contain_text("added: note.txt", timeout=BUILD_MS)
+    expect(status).not_to_contain_text("no text")
+    expect(page.locator("#lq-docs")).to_contain_text("note.txt")
+    from leftqa.app.library import Library
+
+    assert Library(library[1]).remove("note.txt").ok
 
 
 def test_document_titles_and_reasons_are_shown_as_text(visit: Visit, library: tuple[str, Any], tmp_path: Path) -> None:  # noqa: F811

@@ -140,8 +140,8 @@ def test_library_report_lists_placed_removed_and_skipped_files_escaped() -> None
 
 
 def test_a_failed_library_change_is_shown_as_an_error() -> None:
-    out = render_library_report(LibraryReport(action="remove_source", ok=False, message="no such document"))
+    out = render_library_report(LibraryReport(action="remove_source", ok=False, message="no such document", documents=2, passages=14))
     assert out == (
         '<div class="lq-lib-report"><p class="lq-status lq-error">no such document</p>'
-        '<p class="lq-lib-size">The chat now answers from 0 documents, 0 passages.</p></div>'
+        '<p class="lq-lib-size">The chat still answers from 2 documents, 14 passages.</p></div>'
     )

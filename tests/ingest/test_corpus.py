@@ -324,3 +324,10 @@ def test_document_fingerprint_changes_with_text() -> None:
     assert a.fingerprint == parse_text_document("other.txt", HARBOUR_TXT, ".txt", "B").fingerprint
     assert a.fingerprint != b.fingerprint
     assert len(a.fingerprint) == 16
+
+
+@pytest.mark.parametrize("text", ["Orla Brenn rowed.\n", "Orla Brenn rowed", "A Short Note\n\nOrla Brenn rowed\n"])
+def test_a_text_of_title_like_lines_only_is_its_own_text(text: str) -> None:
+    """A one-line note looks like a title (a short standalone line); with nothing else it is the text, not "no text"."""
+    _title, blocks = parse_plain(text, "Note")
+    assert any("Orla Brenn rowed" in text[b.start : b.end] for b in blocks)

@@ -173,7 +173,7 @@ def _library_change(report: LibraryReport) -> LibraryChange:
     """The API's view of a Library report; Refused when nothing could be done."""
     if not report.ok:
         if report.action == "remove_source" and not report.removed:  # the document exists: it cannot go (the last one)
-            raise Refused(409, "; ".join(s.reason for s in report.skipped) or report.message)
+            raise Refused(409, report.message)
         if report.action == "add_url" and not report.placed:  # the one page could not be added
             reasons = "; ".join(f"{s.file}: {s.reason}" for s in report.skipped)
             raise Refused(422, f"{report.message}{': ' + reasons if reasons else ''}")

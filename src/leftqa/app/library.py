@@ -8,7 +8,7 @@ The UI's Library tab and the `/documents`, `/add_sources`, `/add_url`, `/remove_
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from threading import Lock
@@ -127,36 +127,40 @@ class Library:
             placed, skipped = [], []
             for i, (path, name) in enumerate(files):
                 progress(0.05 + 0.15 * i / max(1, len(files)), f"copying {name}")
+                dest = ""
                 try:
                     a = place_upload(Path(path), name, self.corpus_dir, replace=replace)
+                    dest = a.dest
                     self._readable(a.dest, a.status)
                     placed.append(Placed(str(name), a.dest, a.status))
                 except SourceError as exc:
-                    skipped.append(Skipped(str(name), str(exc)))
+                    skipped.append(_skipped(str(name), str(exc), Path(str(name)).name, dest))
             return placed, skipped
 
         if not files:
-            return LibraryReport("add_sources", False, "no files were given; choose one or more files to add")
+            return self._report("add_sources", False, "no files were chosen; choose one or more files, then press Add files", [], "", [], None)
         return self._change("add_sources", place, progress)
 
     def add_url(self, url: str, timeout: float = 30.0, progress: Progress = _quiet) -> LibraryReport:
         """Download an http(s) page into corpus/web/ (as `leftqa add URL` does), then rebuild."""
         from leftqa.ingest.sources import add_sources
 
-        url = (url or "").strip()
+        url = (url or "").strip() if isinstance(url, str) else ""
+        if not url:
+            return self._report("add_url", False, "enter a web address (http or https) first", [], "", [], None)
+        if not url.lower().startswith(("http://", "https://")):
+            return self._report("add_url", False, f"nothing was added: {url} is not a web address; only http and https pages can be added", [], "", [], None)
 
         def place() -> tuple[list[Placed], list[Skipped]]:
-            if not url.lower().startswith(("http://", "https://")):
-                return [], [Skipped(url, f"{url or '(empty)'}: only http and https addresses can be added")]
             progress(0.05, f"downloading {url}")
             result = add_sources([url], self.corpus_dir, replace=False, timeout=timeout)
-            placed, skipped = [], [Skipped(url, w) for w in result.warnings]
+            placed, skipped = [], [_skipped(url, w) for w in result.warnings]
             for a in result.added:
                 try:
                     self._readable(a.dest, a.status)
                     placed.append(Placed(a.source, a.dest, a.status))
                 except SourceError as exc:
-                    skipped.append(Skipped(url, str(exc)))
+                    skipped.append(_skipped(url, str(exc), a.dest))
             return placed, skipped
 
         return self._change("add_url", place, progress)
@@ -165,18 +169,22 @@ class Library:
         """Delete a document's file from the corpus, then rebuild; the chat stops quoting it once the build is in."""
         from leftqa.ingest.sources import remove_source
 
+        doc_id = doc_id.strip() if isinstance(doc_id, str) else ""
+        if not doc_id:
+            return self._report("remove_source", False, "no document was chosen; choose one in the list, then press Remove", [], "", [], None)
         removed: list[str] = []
+        refused: list[str] = []
 
         def place() -> tuple[list[Placed], list[Skipped]]:
             progress(0.05, f"removing {doc_id}")
             try:
-                removed.append(remove_source(str(doc_id or ""), self.corpus_dir))
+                removed.append(remove_source(doc_id, self.corpus_dir))
             except LeftQAError as exc:
-                return [], [Skipped(str(doc_id), str(exc))]
+                refused.append(str(exc))
             return [], []
 
         report = self._change("remove_source", place, progress, removed)
-        return report
+        return replace(report, ok=False, message=f"nothing was removed: {refused[0]}") if refused else report
 
     def _readable(self, dest: str, status: str) -> None:
         """SourceError when the corpus reader cannot use a file just placed; a new file is then taken out again, so
@@ -224,7 +232,7 @@ class Library:
                 return self._report(action, False, f"the index was not updated (the chat keeps the previous one): {exc}", placed, removed_id, skipped, None)
             names = {p.dest for p in placed}
             reasons = {s.doc_id: s.reason for s in _manifest_skipped(self.settings.index_dir)}
-            skipped += [Skipped(name, reasons[name]) for name in sorted(names) if name in reasons]
+            skipped += [_skipped(name, reasons[name]) for name in sorted(names) if name in reasons]
             progress(0.9, "switching the chat to the new index")
             try:
                 self.assistant.reload()
@@ -244,6 +252,19 @@ class Library:
             build=_build_dict(build) if build is not None else None,
             documents=len(index.manifest.documents), passages=index.size,
         )  # fmt: skip
+
+
+def _skipped(file: str, reason: str, *aliases: str) -> Skipped:
+    """A skipped file whose reason does not repeat its name (messages of `leftqa add` start with the file)."""
+    names = sorted({file, *aliases} - {""}, key=len, reverse=True)
+    stripped = True
+    while stripped:
+        stripped = False
+        for name in names:
+            for prefix in (f"{name}: ", f"{name!r}: "):
+                if reason.startswith(prefix):
+                    reason, stripped = reason[len(prefix) :], True
+    return Skipped(file, reason)
 
 
 def _manifest_skipped(index_dir: Path) -> tuple[SkippedEntry, ...]:

@@ -155,5 +155,6 @@ def render_library_report(report: LibraryReport | None) -> str:
     if report.skipped:
         items = "".join(f"<li><strong>{esc(s.file)}</strong>: {esc(s.reason)}</li>" for s in report.skipped)
         parts.append(f'<div class="lq-skipped"><p>Skipped ({len(report.skipped)}):</p><ul>{items}</ul></div>')
-    parts.append(f'<p class="lq-lib-size">The chat now answers from {report.documents} documents, {report.passages} passages.</p>')
+    size = f"{report.documents} documents, {report.passages} passages"
+    parts.append(f'<p class="lq-lib-size">The chat {"now" if report.ok else "still"} answers from {size}.</p>')
     return '<div class="lq-lib-report">' + "".join(parts) + "</div>"

@@ -5,6 +5,7 @@ The HTML it shows comes from `app/render.py`; its CSS and JS are `app/assets/ui.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -46,6 +47,7 @@ LIBRARY_CONCURRENCY = 1
 # Uploads larger than the largest source `leftqa add` accepts (PDF and DOCX) are refused by the server itself.
 MAX_UPLOAD_BYTES = MAX_PACKAGE_BYTES
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+log = logging.getLogger("leftqa.ui")
 # The JSON API (app/api.py) of each app built here, sharing its Library; `launch` serves it under /api.
 _APIS: "WeakKeyDictionary[gr.Blocks, Any]" = WeakKeyDictionary()
 
@@ -63,6 +65,14 @@ class Conversation:
     def last(self) -> Answer | None:
         """The latest answer, if any."""
         return self.answers[-1][1] if self.answers else None
+
+
+def refuse(message: str) -> "gr.Error":
+    """The error for bad input to an endpoint: shown to the caller, one line in the log, no traceback."""
+    import gradio as gr
+
+    log.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 def respond(assistant: "Assistant", question: str, mode: str, conv: Conversation | None) -> tuple[str, list[dict[str, str]], str, Conversation]:
@@ -147,13 +157,13 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
     def ask(question: str, history: list[str] | None = None, mode: str | None = None) -> dict:
         """Answer `question` after the earlier questions `history` (oldest first): the `leftqa ask --json` object."""
         if mode not in (None, "", *MODES):
-            raise gr.Error(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+            raise refuse(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
         if history is not None and (not isinstance(history, list) or not all(isinstance(h, str) for h in history)):
-            raise gr.Error("history must be a list of earlier questions (strings)")
+            raise refuse("history must be a list of earlier questions (strings)")
         try:
             return assistant.ask(question, history or (), mode or None).to_dict()
         except LeftQAError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refuse(str(exc)) from None
 
     def documents() -> list[dict]:
         """The documents of the index being served: {doc_id, title, file, format, passages, source, added} each."""
@@ -282,6 +292,7 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
 
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=ANSWER_CONCURRENCY)
     _skip_event_analytics(app)
+    _refuse_missing_inputs(app)
     from leftqa.app.api import build_api
 
     _APIS[app] = build_api(assistant, settings, library, ANSWER_CONCURRENCY)  # mounted under /api by `launch`
@@ -302,6 +313,22 @@ def _skip_event_analytics(app: "gr.Blocks") -> None:
     if queue is not None and hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # sic: Gradio's spelling
         queue.ANAYLTICS_CACHE_FREQUENCY = 2**62
         queue.ANALYTICS_MAX_EVENTS = 100
+
+
+def _refuse_missing_inputs(app: "gr.Blocks") -> None:
+    """An API call with too few values (or none) is refused with a message and one log line, not a traceback."""
+    # Gradio checks the count in Blocks.validate_inputs and raises a ValueError, which its queue prints with a
+    # traceback and answers as {"error": null} (the message is hidden when show_error is off, as here).
+    check = app.validate_inputs
+
+    def validate(block_fn: Any, inputs: list[Any]) -> None:
+        try:
+            check(block_fn, inputs)
+        except ValueError:
+            name = block_fn.api_name or block_fn.name or "this event"
+            raise refuse(f"/{name} takes {len(block_fn.inputs)} values in \"data\", got {len(inputs)}") from None
+
+    app.validate_inputs = validate  # type: ignore[method-assign]
 
 
 def _asset(name: str) -> str:

@@ -102,6 +102,8 @@ def parse_plain(text: str, fallback_title: str) -> tuple[str, tuple[Block, ...]]
             # a hard wrap (short unpunctuated lines are list items or labels and stay on their own).
             body = line.strip()
             wrapped = not caption and len(body) >= _WRAP_MIN_CHARS and not body.endswith(_PARAGRAPH_END)
+    if not blocks:  # only title- or heading-like lines (a one-line note): they are the text, not its headings
+        blocks = [Block(INTRO, *span) for start, _end, line in lines if (span := _body_span(start, line))]
     return title, tuple(blocks)
 
 
