@@ -53,3 +53,20 @@ def test_export_beir(tiny: dict[str, Path], tmp_path: Path) -> None:
     assert queries[4]["metadata"] == {"group": "followup", "history": ["Where does the Bell Rock Lighthouse stand?"]}
     ids = [c["_id"] for c in corpus]
     assert qrels == ["query-id\tcorpus-id\tscore"] + [f"{q}\t{ids[i]}\t1" for q, i in (("s1", 0), ("s2", 1), ("s3", 2), ("s4", 3), ("f1", 1))]
+
+
+def test_the_curve_shows_refusal_and_false_abstention_per_style_at_each_threshold() -> None:
+    from leftqa.evals.cases import CaseResult, EvalRun
+    from leftqa.evals.report import curve_table
+
+    def case(i: str, group: str, style: str, score: float, forced: bool = False) -> CaseResult:
+        return CaseResult(id=i, group=group, mode="hybrid", question="q?", history=(), query="q?", ranks=(), n_relevant=1,
+                          abstained=False, answer="", answer_ok=None, citation_precision=None, latency_ms=1.0, problems=(),
+                          retrieved=(), expected=(), answers=(), source="", split="tuning", style=style,
+                          decision_score=score, forced=forced)  # fmt: skip
+
+    results = [case("a", "single", "keyword", 0.4), case("b", "single", "keyword", 0.15),
+               case("c", "unanswerable", "near-topic", 0.3), case("d", "unanswerable", "near-topic", 0.9, forced=True)]  # fmt: skip
+    table = curve_table(EvalRun({}, {}, {"hybrid": results}), thresholds=(0.1, 0.2, 0.5))
+    rows = [line.split() for line in table.splitlines()[2:]]
+    assert rows == [["tuning", "keyword", "falseAbst", "0.00", "0.50", "1.00"], ["tuning", "near-topic", "refused", "0.50", "0.50", "1.00"]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAKE_MODEL, HARBOUR_TXT
-from test_formats import make_pdf, make_scanned_pdf
+from samples import make_pdf, make_scanned_pdf
 
 from leftqa.app import cli
 from leftqa.config import Settings

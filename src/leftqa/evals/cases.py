@@ -88,6 +88,8 @@ class CaseResult:
     split: str = ""
     style: str = ""
     sentences: int = 0  # sentences quoted (0 when it abstained): how long the answer is
+    decision_score: float = 0.0  # what the abstention policy compared with its threshold (`AbstentionPolicy.score`)
+    forced: bool = False  # abstained whatever the threshold (`AbstentionPolicy.forced`)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,30 @@ def style_table(run: EvalRun, mode: str = "hybrid") -> str:
     return "\n".join(lines)
 
 
+CURVE = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # thresholds on P(answerable) the per-style trade-off is shown at
+
+
+def curve_table(run: EvalRun, mode: str = "hybrid", thresholds: Sequence[float] = CURVE) -> str:
+    """Per split and style, had the policy's threshold been t: false abstention (answerable styles) or share refused
+    (unanswerable ones) at each t; "" without styles."""
+    results = run.results.get(mode) or []
+    keys = sorted({(r.split, r.style) for r in results if r.style}, key=lambda k: (k[0] != "tuning", k))
+    if not keys:
+        return ""
+    header = ["split", "style", "kind"] + [f"t={t:g}" for t in thresholds]
+    rows = []
+    for split, style in keys:
+        rs = [r for r in results if (r.split, r.style) == (split, style)]
+        for kind, group in (("falseAbst", [r for r in rs if r.group != "unanswerable"]), ("refused", [r for r in rs if r.group == "unanswerable"])):
+            if group:
+                rows.append([split, style, kind, *(f"{sum(r.forced or r.decision_score < t for r in group) / len(group):.2f}" for t in thresholds)])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"refusal against false abstention by style, had the threshold been t ({mode}):"]
+    for r in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return "\n".join(lines)
+
+
 def _heading(run: EvalRun) -> str:
     meta = run.meta
     history = "follow-ups asked with their history" if meta.get("history", True) else "follow-ups asked WITHOUT history (--no-history)"
@@ -112,7 +136,7 @@ def format_table(run: EvalRun) -> str:
         lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     styles = style_table(run)
     if styles:
-        lines += ["", styles]
+        lines += ["", styles, "", curve_table(run)]
     lines += ["", LEGEND]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Sequence
 
 from leftqa.config import MODES
@@ -131,7 +132,10 @@ def run_cases(assistant: Assistant, cases: Sequence[Case], relevant: dict[str, f
             raise EvalError(f"{case.source} (case {case.id}): {exc}") from None
         wall = (time.perf_counter() - t0) * 1000
         latency = answer.elapsed_ms or wall
-        results.append(score_case(case, answer, relevant[case.id], mode, history, latency))
+        result = score_case(case, answer, relevant[case.id], mode, history, latency)
+        # Where the case sits on the policy's trade-off curve, for refusal against false abstention per style.
+        decision = {"decision_score": assistant.policy.score(answer.evidence), "forced": assistant.policy.forced(answer.evidence)}
+        results.append(replace(result, **decision))
     return results
 
 
