@@ -112,3 +112,36 @@ def test_answer_text_of_an_abstention_is_the_message() -> None:
 def test_missing_index_is_one_line(tmp_path: Path) -> None:
     r = subprocess.run([LEFTQA, "mcp", "--index", str(tmp_path / "none")], capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and r.stdout == "" and r.stderr.startswith("leftqa: error:") and "Traceback" not in r.stderr
+
+
+# --- streamable HTTP at /mcp beside the chat (`leftqa serve`) -------------------------------------------------------
+
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+
+
+def _rpc(url: str, method: str, params: dict[str, Any], auth: tuple[str, str] | None = None) -> Any:
+    import httpx
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    return httpx.post(url + "mcp", json=body, headers=MCP_HEADERS, auth=auth, timeout=120)
+
+
+def test_the_tools_over_http_beside_the_chat(fake_assistant: Any, fake_index: Settings) -> None:
+    from conftest import served
+
+    with served(fake_assistant, fake_index) as url:
+        init = _rpc(url, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}})
+        assert init.status_code == 200 and init.json()["result"]["serverInfo"]["name"] == "leftqa"
+        tools = _rpc(url, "tools/list", {}).json()["result"]["tools"]
+        assert {t["name"] for t in tools} == {"ask", "search"}
+        result = _rpc(url, "tools/call", {"name": "ask", "arguments": {"question": "Who led the Harbour Committee?"}}).json()["result"]
+        assert "Marta Quell" in result["content"][0]["text"] and result["structuredContent"]["citations"][0]["n"] == 1
+
+
+def test_the_http_tools_need_the_servers_credentials(fake_assistant: Any, fake_index: Settings) -> None:
+    from conftest import served
+
+    with served(fake_assistant, fake_index, auth=("ann", "s3cret")) as url:
+        assert _rpc(url, "tools/list", {}).status_code == 401
+        assert _rpc(url, "tools/list", {}, auth=("ann", "wrong")).status_code == 401
+        assert _rpc(url, "tools/list", {}, auth=("ann", "s3cret")).json()["result"]["tools"]

@@ -212,7 +212,7 @@ def build_api(assistant: "Assistant", settings: Settings, library: Library, answ
     @api.middleware("http")
     async def basic_auth(request: Request, call_next: Any) -> Any:
         expected = request.app.state.credentials
-        if expected is not None and not _authorized(request.headers.get("authorization", ""), expected):
+        if expected is not None and not authorized(request.headers.get("authorization", ""), expected):
             return _refusal(request, 401, "sign in with the user and password given to `leftqa serve --auth`", {"WWW-Authenticate": 'Basic realm="leftqa"'})
         return await call_next(request)
 
@@ -298,7 +298,7 @@ def build_api(assistant: "Assistant", settings: Settings, library: Library, answ
     return api
 
 
-def _authorized(header: str, expected: tuple[str, str]) -> bool:
+def authorized(header: str, expected: tuple[str, str]) -> bool:
     """True when an Authorization header carries HTTP Basic `expected` (user, password)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic":

@@ -1,4 +1,5 @@
-"""`leftqa mcp`: the Assistant as Model Context Protocol tools over stdio (the official `mcp` SDK, 2.x).
+"""The Assistant as Model Context Protocol tools (the official `mcp` SDK, 2.x): over stdio for `leftqa mcp`, and
+over streamable HTTP at /mcp beside the chat for `leftqa serve` (with the same HTTP Basic credentials).
 
 Two tools: `ask` answers with quoted sentences and their [n] markers as text, its citations as structured content;
 `search` ranks passages. A question that cannot be asked comes back as a tool error with the CLI's message.
@@ -6,7 +7,8 @@ Two tools: `ask` answers with quoted sentences and their [n] markers as text, it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -17,6 +19,8 @@ from leftqa.errors import LeftQAError
 from leftqa.records import Answer, Citation, Hit
 
 if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
     from leftqa.qa.assistant import Assistant
 
 INSTRUCTIONS = (
@@ -106,3 +110,50 @@ def run_stdio(assistant: "Assistant") -> None:
     """Serve the tools over standard input and output until the client closes them."""
     build_server(assistant).run("stdio")
 
+
+
+class HttpTransport:
+    """An ASGI app serving the tools over streamable HTTP (stateless, JSON responses) on a running server.
+
+    A mounted app gets no lifespan events, so the SDK's session manager is started on the first request, in the
+    server's own event loop, and runs as long as the server does."""
+
+    def __init__(self, assistant: "Assistant", credentials: tuple[str, str] | None, host: str) -> None:
+        server = build_server(assistant)
+        self.app = server.streamable_http_app(streamable_http_path=HTTP_PATH, stateless_http=True, json_response=True, host=host)
+        self.manager = server.session_manager
+        self.credentials = credentials
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None  # the session manager's, kept referenced while it runs
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            assert self._ready is not None
+            self._ready.set()
+            await asyncio.Event().wait()  # until the server's loop ends
+
+    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
+        from starlette.responses import JSONResponse
+
+        from leftqa.app.api import authorized
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        if self.credentials is not None and not authorized(headers.get("authorization", ""), self.credentials):
+            refusal = {"detail": "sign in with the user and password given to `leftqa serve --auth`"}
+            await JSONResponse(refusal, 401, {"WWW-Authenticate": 'Basic realm="leftqa"'})(scope, receive, send)
+            return
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._ready.wait()
+        await self.app(scope, receive, send)
+
+
+HTTP_PATH = "/mcp"
+
+
+def mount_http(server: Any, assistant: "Assistant", credentials: tuple[str, str] | None, host: str) -> None:
+    """Serve the tools at /mcp on the running FastAPI app `server` (streamable HTTP), behind `credentials` if given."""
+    from starlette.routing import Route
+
+    server.router.routes.append(Route(HTTP_PATH, HttpTransport(assistant, credentials, host), methods=["GET", "POST", "DELETE"]))

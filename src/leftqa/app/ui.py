@@ -48,7 +48,7 @@ LIBRARY_CONCURRENCY = 1
 MAX_UPLOAD_BYTES = MAX_PACKAGE_BYTES
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("leftqa.ui")
-# The JSON API (app/api.py) of each app built here, sharing its Library; `launch` serves it under /api.
+# The JSON API (app/api.py) of each app built here, sharing its Library, and its Assistant for the MCP tools.
 _APIS: "WeakKeyDictionary[gr.Blocks, Any]" = WeakKeyDictionary()
 
 
@@ -295,7 +295,7 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
     _refuse_missing_inputs(app)
     from leftqa.app.api import build_api
 
-    _APIS[app] = build_api(assistant, settings, library, ANSWER_CONCURRENCY)  # mounted under /api by `launch`
+    _APIS[app] = (build_api(assistant, settings, library, ANSWER_CONCURRENCY), assistant)  # served by `launch`
     return app
 
 
@@ -358,10 +358,13 @@ def launch(
     except OSError as exc:
         # Gradio's message suggests code changes; the user's remedy is a command-line option.
         raise ConfigError(f"cannot serve on {host}:{port} ({exc.strerror or 'port in use or address not available'}); choose another --port or --host") from None
-    if app in _APIS:
+    if app in _APIS:  # the JSON API under /api and the MCP tools at /mcp, beside the chat
         from leftqa.app.api import mount_api
+        from leftqa.app.mcp_server import mount_http
 
-        mount_api(server, _APIS[app], auth)
+        api, assistant = _APIS[app]
+        mount_api(server, api, auth)
+        mount_http(server, assistant, auth, host)
     return str(url)
 
 
