@@ -105,12 +105,22 @@ def rerank(index: Index, candidates: list[Candidate], question: str, scorer: Ans
     head, tail = candidates[: scorer.info.candidates], candidates[scorer.info.candidates :]
     ce = scorer.logits(as_question(question), [scored_text(index, c, scorer.info.context) for c in head])
     z = scorer.info.ranker.logit(sentence_features(head, ce))
-    subject = descriptive_subject(question) if subject_logit else ""
-    bonus = [subject_logit if subject and opens_with(subject, scored_text(index, c)) else 0.0 for c in head]
-    scored = [replace(c, score=float(zi) + b - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci, b in zip(head, z, ce, bonus)]
-    scored.sort(key=lambda c: (-c.score, c.rank, c.index_in_passage))
+    scored = [replace(c, score=float(zi) - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci in zip(head, z, ce)]
+    # The bonus orders, it does not add confidence: the answerability reads the ranker's own score of the best.
+    bonus = {id(c): subject_logit * _about_subject(index, c, question) for c in scored} if subject_logit else {}
+    scored.sort(key=lambda c: (-(c.score + bonus.get(id(c), 0.0)), c.rank, c.index_in_passage))
     floor = scored[-1].score - 1.0
     return scored + [replace(c, score=floor - i * 1e-3) for i, c in enumerate(tail)]
+
+
+def _about_subject(index: Index, c: Candidate, question: str) -> float:
+    """1.0 when a descriptive request's subject is what the sentence is about: the sentence opens with it and its
+    passage holds every word of it ("Who was Rosa Luxemburg?": "Rosa Luxemburg was …"), else 0.0."""
+    subject = descriptive_subject(question)
+    if not subject or not opens_with(subject, scored_text(index, c)):
+        return 0.0
+    wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
+    return 1.0 if wanted <= set(stems(words(passage_context(index, c.pos)))) else 0.0
 
 
 def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | None = None, margin: float = SUPPORT_MARGIN) -> tuple[Candidate, ...]:
