@@ -33,14 +33,6 @@ def test_table_json_and_report(tiny: dict[str, Path], tmp_path: Path, capsys: py
     assert md.count("- retrieved (top 3):") == len(failing)
 
 
-def test_no_history_asks_followups_alone(tiny: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(eval_args(tiny, "hash:64", "--no-history", "--report", str(tmp_path))) == 0
-    cases = json.loads((tmp_path / "report.json").read_text("utf-8"))["cases"]["hybrid"]
-    f1 = next(c for c in cases if c["id"] == "f1")
-    assert (f1["history"], f1["query"]) == ([], "Who built it?")
-    assert "follow-ups asked WITHOUT history" in capsys.readouterr().out
-
-
 def test_export_beir(tiny: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "beir"
     assert main(eval_args(tiny, "hash:64", "--export-beir", str(out))) == 0
