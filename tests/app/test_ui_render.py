@@ -74,7 +74,7 @@ def bind_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     hosts: list[str] = []
     real = ui.check_bind
     monkeypatch.setattr(ui, "check_bind", lambda host, credentials: (hosts.append(host), real(host, credentials))[1])
-    server = SimpleNamespace(mount=lambda path, api: None)  # where `launch` mounts the JSON API
+    server = SimpleNamespace(mount=lambda path, api: None, router=SimpleNamespace(routes=[]))  # where `launch` adds /api and /mcp
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: (server, f"http://{kw['server_name']}:{kw['server_port']}/", None))
     monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
     return hosts
