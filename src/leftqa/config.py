@@ -68,8 +68,9 @@ class Settings:
     # not mention everyone the question names: a sentence about someone else does not answer it.
     quote_names: bool = False
     # Added to the learned ranking of a sentence whose subject is what a descriptive request asks about ("Who was
-    # X?": "X was …", not "Like X, Y was …"); 0 turns it off.
-    subject_logit: float = 0.0
+    # X?": "X was …", not "Like X, Y was …"); it orders, it adds no confidence; 0 turns it off. Tuning descriptive
+    # answer@1 15 -> 16 of 17 at 0.5, 1.0 and 2.0 (2.0 refused one unanswerable fewer); SQuAD dev 0.877 -> 0.876.
+    subject_logit: float = 1.0
     # USER:PASSWORD the chat server asks for (`leftqa serve --auth`, LEFTQA_AUTH); required beyond 127.0.0.1.
     auth: str = field(default="", repr=False)
 
@@ -93,6 +94,8 @@ class Settings:
             raise ConfigError(f"scorer_threads must be 0 (library default) or more (got {self.scorer_threads})")
         if self.followup_reader not in FOLLOWUP_READERS:
             raise ConfigError(f"unknown followup_reader {self.followup_reader!r}; choose one of {', '.join(FOLLOWUP_READERS)}")
+        if not 0.0 <= self.subject_logit <= 20.0:
+            raise ConfigError(f"subject_logit must be between 0 and 20 (got {self.subject_logit})")
         if not 0.0 <= self.support_logit <= 20.0:
             raise ConfigError(f"support_logit must be between 0 and 20 (got {self.support_logit})")
         if self.auth and self.credentials() is None:
