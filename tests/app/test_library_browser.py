@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 from test_library import MILL_TXT
 from test_library_http import library  # noqa: F401 - the fixture: a private real-model server
-from test_ui_browser import TIMEOUT_MS, Visit, browser  # noqa: F401 - the Chromium fixture
+from test_ui_browser import TIMEOUT_MS, Visit, browser, overlaps  # noqa: F401 - the Chromium fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -52,9 +52,22 @@ def test_drop_a_pdf_into_the_library_ask_about_it_remove_it(
     page.locator("#lq-add").click()
     status = page.locator("#lq-lib-status")
     try:
-        expect(status.locator(".progress-text, .progress-level").first).to_be_visible(timeout=BUILD_MS)
-        expect(status).to_contain_text("updating the index", timeout=BUILD_MS)
-        page.screenshot(path=str(tmp_path / "progress.png"))
+        # The progress (its label and bar, and its timer) is drawn beside the status line, never over it.
+        progress = page.locator("#lq-library-tab .progress-level")
+        expect(progress).to_be_visible(timeout=BUILD_MS)
+        expect(progress).to_contain_text("updating the index", timeout=BUILD_MS)
+        page.wait_for_timeout(300)  # the bar and the timer settle
+        drawn = [b for b in (e.bounding_box() for e in page.locator("#lq-library-tab .progress-level, #lq-library-tab .progress-text").all()) if b]
+        assert len(drawn) == 2, drawn
+        line, docs = status.bounding_box(), table.bounding_box()
+        assert line and docs and line["height"] > 0 and status.locator(".lq-status").is_visible()
+        for box in drawn:
+            assert not overlaps(box, line), f"the progress {box} covers the status line {line}"
+            assert not overlaps(box, docs), f"the progress {box} covers the document list {docs}"
+        expect(status.locator(".progress-level, .progress-text")).to_have_count(0)
+        shot = tmp_path / "progress.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
     finally:
         release.set()
     expect(status).to_contain_text("2 documents: 1 added, 0 changed, 0 removed, 1 unchanged", timeout=BUILD_MS)

@@ -94,6 +94,44 @@ class Visit:
         )
 
 
+def overlaps(a: dict, b: dict) -> bool:
+    """Whether two bounding boxes ({x, y, width, height}) share any area."""
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+# Scrolls the conversation a few pixels at a time, from the top until its first message has left the view, and returns
+# each icon (the chat's clear and copy-all, every message's copy), or its label, found over the visible part of a
+# message's text. Gradio's round "scroll to the latest message" arrow is meant to float over the messages.
+ICONS_OVER_TEXT = """() => {
+  const chat = document.querySelector('#lq-chat');
+  const scroller = chat.querySelector('.bubble-wrap');
+  const first = chat.querySelector('.message-row .message-content');
+  const seen = (r) => r.width > 0 && r.height > 0;
+  const clip = (r, v) => ({x: Math.max(r.left, v.left), y: Math.max(r.top, v.top),
+                           right: Math.min(r.right, v.right), bottom: Math.min(r.bottom, v.bottom)});
+  const meet = (a, b) => a.x < b.right && b.x < a.right && a.y < b.bottom && b.y < a.bottom;
+  const found = [];
+  const end = first.getBoundingClientRect().bottom - scroller.getBoundingClientRect().top + scroller.scrollTop;
+  let steps = 0;
+  for (let top = 0; top <= end; top += 3, steps++) {
+    scroller.scrollTop = top;
+    const view = scroller.getBoundingClientRect();
+    const icons = [...chat.querySelectorAll('button.icon-button, label')].filter(
+      (e) => !e.closest('.scroll-down-button-container') && seen(e.getBoundingClientRect()));
+    for (const text of chat.querySelectorAll('.message-content')) {
+      const t = clip(text.getBoundingClientRect(), view);
+      if (t.right <= t.x || t.bottom <= t.y) continue;  // scrolled out of view
+      for (const icon of icons) {
+        const r = icon.getBoundingClientRect();
+        if (meet({x: r.left, y: r.top, right: r.right, bottom: r.bottom}, t))
+          found.push(`scrollTop ${top}: ${icon.getAttribute('aria-label') || icon.textContent.trim()} over ${JSON.stringify(text.textContent.slice(0, 40))}`);
+      }
+    }
+  }
+  return {steps, end, scrollable: scroller.scrollHeight > scroller.clientHeight, found: found.slice(0, 10)};
+}"""
+
+
 @pytest.fixture
 def visit(browser, ui_server: UIServer) -> Iterator[Visit]:  # noqa: ANN001 - browser first: no server without one
     v = Visit(browser, ui_server.url)
@@ -158,3 +196,23 @@ def test_example_feedback_and_clear(visit: Visit) -> None:
     page.locator("#lq-clear").click()
     expect(page.locator("#lq-chat .lq-q")).to_have_count(0)
     expect(page.locator("#lq-chat").get_by_text(ANTWERP)).to_be_visible()
+
+
+def test_the_chat_icons_never_cover_message_text_as_it_scrolls(visit: Visit, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    for q in (ANTWERP, "What did they do in Spain?", "When was Trotsky exiled?"):
+        visit.ask(q)
+    chat = page.locator("#lq-chat")
+    expect(chat.get_by_role("button", name="Clear")).to_be_visible()  # the icons the check is about are there
+    expect(chat.get_by_role("button", name="Copy conversation")).to_be_visible()
+    expect(chat.get_by_role("button", name="Copy message").first).to_be_attached()
+    chat.locator(".message-row").first.hover()
+    result = page.evaluate(ICONS_OVER_TEXT)
+    assert result["scrollable"] and result["steps"] > 10, result  # the conversation scrolls and the first message left the view
+    assert result["found"] == [], result["found"]
+    page.evaluate("() => { document.querySelector('#lq-chat .bubble-wrap').scrollTop = 40; }")
+    shot = tmp_path / "chat-scrolled.png"
+    chat.screenshot(path=str(shot))
+    print(f"screenshot: {shot}")

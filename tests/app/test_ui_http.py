@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import UIServer
+from test_library_http import library  # noqa: F401 - the fixture: a private real-model server whose corpus may change
 
 pytestmark = pytest.mark.e2e
 
@@ -168,3 +169,31 @@ def test_serve_binds_localhost_by_default() -> None:
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 7860)
+
+
+def remove_source_schema(url: str) -> dict:
+    with urllib.request.urlopen(url + "gradio_api/info", timeout=30) as resp:
+        return json.load(resp)["named_endpoints"]["/remove_source"]["parameters"]
+
+
+def test_remove_source_takes_any_doc_id_so_a_document_added_after_start_can_go(library, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    """The published schema of /remove_source is a plain string, not the documents there were at start."""
+    from gradio_client import Client, handle_file
+
+    url = library[0]
+    before = remove_source_schema(url)
+    assert [(p["parameter_name"], p["type"], p["python_type"]["type"]) for p in before] == [("doc_id", {"type": "string"}, "str")]
+    client = Client(url, verbose=False)
+    note = tmp_path / "lantern-society.txt"
+    note.write_text("The Lantern Society of Brask was founded in 1874 by the glassblower Ilse Varro.\n", encoding="utf-8")
+    added = client.predict([handle_file(str(note))], False, api_name="/add_sources")
+    assert added["ok"] and "lantern-society.txt" in [d["doc_id"] for d in client.predict(api_name="/documents")]
+    assert remove_source_schema(url) == before  # nothing there names the documents of the moment
+
+    fresh = Client(url, verbose=False)  # a client that read the schema after the document was added, as well
+    for who in (client, fresh):
+        refused = who.predict("no-such.txt", api_name="/remove_source")
+        assert not refused["ok"] and refused["message"] == "nothing was removed: 'no-such.txt': not a document of the corpus"
+    gone = fresh.predict(doc_id="lantern-society.txt", api_name="/remove_source")
+    assert gone["ok"] and gone["removed"] == "lantern-society.txt"
+    assert "lantern-society.txt" not in [d["doc_id"] for d in client.predict(api_name="/documents")]

@@ -237,7 +237,11 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
                     "index in the background (the same incremental build as <code>leftqa add</code>); the chat keeps "
                     "answering from the previous index until the new one is ready.</p>"
                 )
-                lib_status = gr.HTML(render_library_report(None), elem_id="lq-lib-status")
+                with gr.Row(equal_height=False):
+                    lib_status = gr.HTML(render_library_report(None), elem_id="lq-lib-status", scale=3)
+                    # A change's progress bar has this area of its own beside the status line (ui.css keeps it tall
+                    # enough): drawn over the status, as Gradio draws it on an output, it covered the text.
+                    lib_progress = gr.HTML("", elem_id="lq-lib-progress", js_on_load=None, scale=2, min_width=260)
                 table = gr.Dataframe(
                     headers=list(LIBRARY_COLUMNS), value=library_table(library.documents()), interactive=False,
                     wrap=True, elem_id="lq-docs", label="Documents",
@@ -259,6 +263,10 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
                         )  # fmt: skip
                         remove_btn = gr.Button("Remove", variant="stop", elem_id="lq-remove")
                 report = gr.JSON(visible=False)
+                # /remove_source reads its doc_id from this hidden box, not from the dropdown: the API schema of a
+                # Dropdown is a Literal of the choices it was built with, which a document added later is not.
+                doc_id_box = gr.Textbox(visible=False, label="doc_id")
+                doc_id_box.example_payload = lambda: "notes.pdf"  # the example of the API page (a Textbox's: "Hello!!")
 
         chat_io = dict(inputs=[question, mode, conv], outputs=[question, chatbot, sources, conv])
         gr.on(
@@ -277,16 +285,17 @@ def build_app(assistant: "Assistant", settings: Settings, examples: Sequence[str
 
         # Library: every change is one queued event (one at a time), its report shown once it is done.
         lib_view = [lib_status, table, doc_choice]
-        change = dict(concurrency_id="library", concurrency_limit=LIBRARY_CONCURRENCY, show_progress="full", show_progress_on=[lib_status])
+        change = dict(concurrency_id="library", concurrency_limit=LIBRARY_CONCURRENCY, show_progress="full", show_progress_on=[lib_progress])
         add_btn.click(add_sources, [upload, replace_box], [report], api_name="add_sources", **change).then(
             lambda r: (*show_library(r), None), [report], [*lib_view, upload], api_visibility="private"
         )
         gr.on([url_btn.click, url_box.submit], add_url, [url_box], [report], api_name="add_url", **change).then(
             lambda r: (*show_library(r), "" if (r or {}).get("ok") else gr.update()), [report], [*lib_view, url_box], api_visibility="private"
         )
-        remove_btn.click(remove_source, [doc_choice], [report], api_name="remove_source", **change).then(
-            show_library, [report], lib_view, api_visibility="private"
-        )
+        # The button copies the choice into doc_id_box in the browser (no round trip), then runs /remove_source.
+        remove_btn.click(None, [doc_choice], [doc_id_box], js="(doc_id) => doc_id", queue=False, api_visibility="private").then(
+            remove_source, [doc_id_box], [report], api_name="remove_source", **change
+        ).then(show_library, [report], lib_view, api_visibility="private")
         gr.api(documents, api_name="documents", queue=False)
         app.load(lambda: show_library()[1:], None, [table, doc_choice], api_visibility="private", queue=False)
 
