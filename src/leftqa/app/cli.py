@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from leftqa.config import MODES, Settings
 from leftqa.errors import LeftQAError, QuestionError
+
+if TYPE_CHECKING:  # for annotations only: the command imports what it runs when it runs
+    from leftqa.index.builder import BuildReport
+    from leftqa.records import Answer
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,7 +45,7 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def _print_build(report: Any) -> None:
+def _print_build(report: BuildReport) -> None:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     for w in report.warnings:
@@ -56,7 +60,7 @@ def _progress_printer(quiet: bool) -> Callable[[str], None] | None:
     return lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
-def _build(settings: Settings, args: argparse.Namespace, full: bool = False) -> Any:
+def _build(settings: Settings, args: argparse.Namespace, full: bool = False) -> BuildReport:
     """build_index, locally or (with --ray ADDRESS) reading and embedding on a Ray cluster."""
     from leftqa.index.builder import build_index
 
@@ -122,7 +126,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_answer(a: Any) -> str:
+def _format_answer(a: Answer) -> str:
     lines = []
     if a.query != a.question:
         lines.append(f"(Searched for: {a.query})")

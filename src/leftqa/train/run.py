@@ -18,7 +18,7 @@ from leftqa.index.store import swap_in
 from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, read_info
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
-from leftqa.train.pairs import grouped, load_squad, make_pairs, missing_pairs, split_articles
+from leftqa.train.pairs import Pair, grouped, load_squad, make_pairs, missing_pairs, split_articles
 
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
@@ -60,7 +60,7 @@ def run_training(
         chosen = rest[:pairs] if pairs else rest
     if not chosen:
         raise TrainingError(f"no training pairs left after skipping {config.skip_pairs:,}")
-    missing: list[Any] = []
+    missing: list[Pair] = []
     if config.missing_share > 0:
         if config.loss != "listwise":
             raise TrainingError("--missing-share needs --loss listwise (its questions have no positive sentence)")
@@ -135,9 +135,9 @@ def _context(config: TrainConfig) -> dict[str, str]:
     return {"sentence_context": "previous"} if config.context else {}
 
 
-def take_groups(groups: list[list[Any]], start: int, pairs: int) -> tuple[list[Any], int]:
+def take_groups(groups: list[list[Pair]], start: int, pairs: int) -> tuple[list[Pair], int]:
     """Whole groups from index `start` until `pairs` pairs (0: all) would be exceeded: (their pairs, next index)."""
-    chosen: list[Any] = []
+    chosen: list[Pair] = []
     i = start
     while i < len(groups) and not (pairs and len(chosen) + len(groups[i]) > pairs):
         chosen.extend(groups[i])
