@@ -123,4 +123,4 @@ def test_a_follow_up_is_rewritten_as_one_question(question: str, expected: str) 
 
     subject = subject_of("Who was Rosa Luxemburg?", LUXEMBURG)
     assert subject is not None
-    assert rewrite(question, subject, "Who was Rosa Luxemburg?", subject) == expected
+    assert rewrite(question, subject, "Who was Rosa Luxemburg?") == expected

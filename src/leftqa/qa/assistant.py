@@ -121,7 +121,7 @@ class Assistant:
             # One question that stands alone, about what the user asked before ("When did Rosa Luxemburg die?"):
             # searched, shown, read by the scorer and judged as such.
             previous = as_question(prev.query)
-            standalone = rewrite(question, prev.subject, previous, prev.subject)
+            standalone = rewrite(question, prev.subject, previous)
             # Searched with the previous question's own terms as context (not its answer's), read after it.
             context = ", ".join(context_terms(prev.query, []))
             reader = standalone if standalone.startswith(previous) else f"{previous} {standalone}"

@@ -115,14 +115,15 @@ def subject_of(question: str, texts: Sequence[str]) -> Subject | None:
     return Subject(best[1], question[spans[0].start() : spans[-1].end()] if spans else best[1])
 
 
-def rewrite(question: str, subject: Subject, previous: str, previous_subject: Subject | None = None) -> str:
+def rewrite(question: str, subject: Subject, previous: str) -> str:
     """A follow-up as one question that stands alone: its pronoun replaced by the subject's name, "what about X?"
-    as the previous question about X, anything else after the previous question."""
+    as the previous question about X (the subject as typed there replaced), anything else after the previous
+    question."""
     about = _ABOUT.match(question)
     if about:
         other = (about.group(1) or about.group(2)).strip()
-        if previous_subject is not None and previous_subject.typed in previous:
-            return previous.replace(previous_subject.typed, other, 1)
+        if subject.typed in previous:
+            return previous.replace(subject.typed, other, 1)
         return f"{previous.rstrip()} ({other})"
     tokens = list(_WORD.finditer(question))
     for i, m in enumerate(tokens):
