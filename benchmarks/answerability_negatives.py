@@ -40,6 +40,13 @@ Protocol (fixed before any result was seen):
     nice -n 5 .venv/bin/python benchmarks/answerability_negatives.py --answerable 1500 --impossible 750 \\
         --missing 750 --swapped 750 [--workdir /work/scratch/negatives] [--json out.json]
 
+Result, 2026-12-07 (scorer minilm-ce-6l-9d797b83; 2,400 answerable, 1,200 of each negative kind; the check
+reproduced fit_scored exactly): no variant meets the rule. Training with swapped negatives raises refused at
+0.04 on swapped from 0.422 to 0.578 (0.600 with names_in_quote) but lowers it on impossible by 0.04 (0.268 ->
+0.224/0.233; paired bootstrap 95% interval excludes 0) and on missing by 0.03. names_in_quote without swapped
+training changes nothing (+0.007 on swapped): the shipped `names_found` already carries the signal.
+names_in_corpus is 1.0 for every question here (all SQuAD names occur in the held-out corpus), so it is inert.
+
 Collected questions (the cross-encoder's inputs and the two features) are appended to
 <workdir>/questions-<seed>-<candidates>.jsonl as they are made, so an interrupted or larger rerun only collects
 what is missing.
