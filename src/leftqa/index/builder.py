@@ -17,6 +17,7 @@ import numpy as np
 from leftqa.config import Settings
 from leftqa.errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
 from leftqa.files import atomic_write_bytes
+from leftqa.index import compact
 from leftqa.index.embed import Embedder, load_embedder
 from leftqa.index.store import MANIFEST, Index, read_manifest, recover, verify_files
 from leftqa.ingest.chunking import chunk_document
@@ -333,12 +334,17 @@ def build_index(
             "skipped": skipped,
         }
 
-        index = Index.build(passages, cache, manifest)
-        index.manifest["build"] = backend.describe() if backend is not None else {"engine": "local"}
-        say(f"writing index to {index_dir}")
+        manifest["build"] = backend.describe() if backend is not None else {"engine": "local"}
         extras = _extra_files(index_dir, old)
         try:
-            index.save(index_dir)
+            if len(passages) >= compact.COMPACT_THRESHOLD:  # large: quantised layout, embedded and written in chunks
+                say(f"building a compact index at {index_dir}")
+                written = compact.write_compact(index_dir, passages, cache, manifest, previous, say)
+            else:
+                index = Index.build(passages, cache, manifest)
+                say(f"writing index to {index_dir}")
+                index.save(index_dir)
+                written = index.manifest
         except OSError as exc:
             raise IndexWriteError(f"cannot write the index to {index_dir} ({exc.strerror or exc}); the previous index is unchanged") from None
         for name, data in extras.items():
@@ -347,7 +353,7 @@ def build_index(
     embedded = len(cache.missed & passage_texts)
     added, changed, unchanged = _diff(docs, old_docs)
     return BuildReport(
-        documents=len(docs), passages=len(passages), sentences=int(index.manifest["sentences"]), embedded=embedded,
+        documents=len(docs), passages=len(passages), sentences=int(written["sentences"]), embedded=embedded,
         seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir), added=added, changed=changed,
         removed=len(set(old_docs) - {d["doc_id"] for d in docs}), unchanged=unchanged,
         embedded_sentences=len(cache.missed) - embedded, notes=tuple(notes),

@@ -224,12 +224,18 @@ class Index:
         try:
             offsets_file = path / PASSAGE_OFFSETS
             offsets = np.load(offsets_file, allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
+            doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
+            if manifest.get("layout") == "compact":  # quantised vectors, written by leftqa.index.compact
+                from leftqa.index.compact import load_compact
+
+                starts = np.load(path / SENTENCE_STARTS, allow_pickle=False)
+                passages, passage_vectors, sentence_vectors, dense, bm25 = load_compact(path, manifest, offsets, starts)
+                return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
             passages = PassageStore(path / PASSAGES, offsets)
             starts_file = path / SENTENCE_STARTS
             starts = np.load(starts_file, allow_pickle=False) if starts_file.exists() else _sentence_starts(passages)
             passage_vectors = mapped_array(path / PASSAGE_VECTORS)
             sentence_vectors = mapped_array(path / SENTENCE_VECTORS)
-            doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
             # Memory-mapped codes: the OS pages vectors in as searches touch them, and shares them between processes.
             dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
             if hasattr(dense, "hnsw"):
@@ -238,6 +244,11 @@ class Index:
             bm25 = Bm25Scorer.load(path / BM25_DIR)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorruptError(f"index at {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); {REBUILD_HINT}") from None
+        return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
+
+    @classmethod
+    def _checked(cls, path: Path, manifest: dict[str, Any], passages: Sequence, passage_vectors: Any, sentence_vectors: Any,
+                 starts: np.ndarray, doc_freq: dict[str, int], dense: Any, bm25: Any) -> "Index":  # fmt: skip
         n = len(passages)
         if (
             len(starts) != n + 1
