@@ -95,3 +95,34 @@ def test_sparse_matches_bm25s_top_k_on_tie_free_scores(saved: tuple[Path, Path, 
     full = theirs.get_scores(q)
     top = sparse.scores(q).top(10)
     assert np.allclose(sparse.scores(q).at(top), np.sort(full)[::-1][:10], atol=1e-6, rtol=0)
+
+
+def test_pruned_top_k_equals_full_accumulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leftqa.index import postings
+
+    monkeypatch.setattr(postings, "PRUNE_MIN", 0)
+    rng = np.random.default_rng(5)
+    vocab = [f"w{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
+    p /= p.sum()
+    docs = [[vocab[i] for i in rng.choice(len(vocab), size=int(rng.integers(3, 30)), p=p)] for _ in range(3000)]
+    writer = Bm25Writer(tmp_path / "bm25", tmp_path / "work")
+    writer.add(docs)
+    writer.finish()
+    scorer = Bm25Scorer.load(tmp_path / "bm25")
+    sparse = SparseBm25(scorer)
+    pruned = 0
+    for i in range(60):
+        q = [vocab[j] for j in rng.choice(len(vocab), size=int(rng.integers(2, 7)), p=p)] + [vocab[int(rng.integers(0, 300))]]
+        ctx = [vocab[0], vocab[7]] if i % 3 == 0 else []
+        for k in (1, 10, 50):
+            full = sparse.scores(q, ctx)
+            top = sparse.top_scores(q, ctx, 0.5, k)
+            pruned += top.exact_k is not None
+            assert top.max() == full.max()
+            assert np.array_equal(top.top(k), full.top(k))
+            want = np.arange(len(docs))
+            assert np.array_equal(top.at(want), full.at(want))
+            assert np.array_equal(top.at(top.top(k)), full.at(full.top(k)))
+    assert pruned > 20  # the long postings of common terms were skipped, not just accumulated
+    assert np.count_nonzero(sparse._scratch()[0]) == 0

@@ -21,14 +21,16 @@ import numpy as np
 from leftqa.errors import IndexCorruptError
 
 K1, B, DELTA = 1.5, 0.75, 0.5  # bm25s.BM25's defaults, which Index.build uses
+PRUNE_MIN = 200_000  # postings per query below which plain accumulation is as fast as pruning
 
 
 class SparseScores:
     """BM25 scores of the passages a query touches; every other passage scores 0 (lucene BM25 has no floor)."""
 
-    def __init__(self, ids: np.ndarray, values: np.ndarray, num_docs: int, lookup: Any) -> None:
+    def __init__(self, ids: np.ndarray, values: np.ndarray, num_docs: int, lookup: Any, exact_k: int | None = None) -> None:
         self.ids, self.values, self.num_docs = ids, values, num_docs
         self._lookup = lookup  # scores of given passages, straight from the postings
+        self.exact_k = exact_k  # set when pruned: only the top `exact_k` (and max) are guaranteed, not every touched id
 
     def max(self) -> float:
         """The highest score (0.0 when nothing matched), as `scores.max()` of the full array gives it."""
@@ -39,6 +41,8 @@ class SparseScores:
         k = min(k, self.num_docs)
         if k <= 0:
             return np.zeros(0, dtype=np.int64)
+        if self.exact_k is not None and k > self.exact_k:
+            raise ValueError(f"scores were pruned for the top {self.exact_k}; {k} asked")
         vals, ids = self.values, self.ids
         if k < len(vals):
             # The k-th value decides membership exactly (argpartition alone picks arbitrarily among ties).
@@ -128,6 +132,62 @@ class SparseBm25:
         lookup = (lambda want: self._lookup(want, main, ctx, context_weight))
         return SparseScores(ids, vals, self.scorer.num_docs, lookup)
 
+    def top_scores(self, tokens: list[str], context: list[str] | None = None, context_weight: float = 0.5, k: int = 100) -> SparseScores:
+        """Like `scores`, but exact only for the top k (and max): MaxScore-style pruning of long postings.
+
+        Passages are gathered from the shortest postings first; once the k-th best exact score among them beats
+        the sum of the upper bounds of the terms not gathered, no other passage can enter the top k, so the long
+        postings of common terms are only probed (binary search) for the gathered passages. Every score is
+        summed in query order, so each equals the full array's bit for bit."""
+        main, ctx = self._columns(tokens), self._columns(context or [])
+        cols = [(idx, data, 1.0, g) for g, group in ((0, main), (1, ctx)) for idx, data in group]
+        total_len = sum(len(c[0]) for c in cols)
+        if not cols or total_len <= PRUNE_MIN or self.scorer.nonoccurrence_array is not None:
+            return self.scores(tokens, context, context_weight)
+        ub = [float(self._upper(idx, data)) * (1.0 if g == 0 else context_weight) for idx, data, _, g in cols]
+        by_len = sorted(range(len(cols)), key=lambda c: len(cols[c][0]))
+        acc, owner = self._scratch()
+        gathered: list[int] = []
+        for c in by_len:
+            gathered.append(c)
+            if sum(len(cols[j][0]) for j in gathered) < 4 * k:
+                continue
+            rest = [j for j in range(len(cols)) if j not in gathered]
+            if not rest:
+                break
+            bound = sum(ub[j] for j in rest)
+            cand = _unique(np.concatenate([cols[j][0] for j in gathered]), owner)
+            if len(cand) < k:
+                continue
+            totals = []
+            for g in (0, 1):
+                t = np.zeros(len(cand), dtype=acc.dtype)
+                for j, (idx, data, _, gj) in enumerate(cols):
+                    if gj == g:
+                        t = t + (self._via_scratch(idx, data, cand, acc) if j in gathered else _probe(idx, data, cand, acc.dtype))
+                totals.append(t)
+            vals = totals[0] + np.asarray(context_weight, dtype=acc.dtype) * totals[1] if ctx else totals[0]
+            theta = -np.partition(-vals, k - 1)[k - 1]
+            if bound * (1 + 1e-5) < float(theta):
+                lookup = (lambda want: self._lookup(want, main, ctx, context_weight))
+                return SparseScores(cand, vals, self.scorer.num_docs, lookup, exact_k=k)
+        return self.scores(tokens, context, context_weight)
+
+    def _upper(self, idx: np.ndarray, data: np.ndarray) -> float:
+        """The largest score in one term's postings (cached per column: computing it reads the whole column)."""
+        cache = self.__dict__.setdefault("_ub", {})
+        key = (idx.__array_interface__["data"][0], len(idx))
+        if key not in cache:
+            cache[key] = float(data.max()) if len(data) else 0.0
+        return cache[key]
+
+    @staticmethod
+    def _via_scratch(idx: np.ndarray, data: np.ndarray, cand: np.ndarray, acc: np.ndarray) -> np.ndarray:
+        acc[idx] = data
+        out = acc[cand].copy()
+        acc[idx] = 0
+        return out
+
     def _accumulate_apart(self, cols: list[tuple[np.ndarray, np.ndarray]], acc: np.ndarray, owner: np.ndarray, touched: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Sums of `cols` alone, computed in the scratch while the main sums are set aside."""
         saved_ids = _unique(np.concatenate(touched), owner) if touched else np.zeros(0, dtype=np.int64)
@@ -159,6 +219,16 @@ class SparseBm25:
             add = np.where(hit, data[pos_c], 0).astype(out.dtype)
             out[hit] = out[hit] + add[hit]
         return out
+
+
+def _probe(idx: np.ndarray, data: np.ndarray, want: np.ndarray, dtype: Any) -> np.ndarray:
+    """Each wanted passage's score in one term's postings (0 where absent), by binary search."""
+    out = np.zeros(len(want), dtype=dtype)
+    if len(idx):
+        pos = np.minimum(np.searchsorted(idx, want), len(idx) - 1)
+        hit = idx[pos] == want
+        out[hit] = data[pos[hit]]
+    return out
 
 
 def _unique(idx: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -269,8 +339,8 @@ class Bm25Writer:
             (self.work / name).unlink(missing_ok=True)
 
 
-def lexical_bm25(index: Any, tokens: list[str], context: list[str], context_weight: float) -> SparseScores:
-    """Sparse BM25 scores of a query (+ weighted context) over a loaded or freshly built index."""
+def lexical_bm25(index: Any, tokens: list[str], context: list[str], context_weight: float, k: int | None = None) -> SparseScores:
+    """Sparse BM25 scores of a query (+ weighted context) over a loaded or freshly built index; exact top `k`."""
     known = [t for t in tokens if t in index.doc_freq]
     known_ctx = [t for t in context if t in index.doc_freq]
     bm25 = index.bm25
@@ -278,6 +348,8 @@ def lexical_bm25(index: Any, tokens: list[str], context: list[str], context_weig
         sparse = getattr(bm25, "_leftqa_sparse", None)
         if sparse is None:
             sparse = bm25._leftqa_sparse = SparseBm25(bm25)
+        if k is not None:
+            return sparse.top_scores(known, known_ctx, context_weight, k)
         return sparse.scores(known, known_ctx, context_weight)
     # A freshly built bm25s object (or a BM25L/BM25+ index): full arrays, wrapped in the same interface.
     n = index.size

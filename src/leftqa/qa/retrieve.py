@@ -184,7 +184,7 @@ class Retriever:
             qvec = self.query_vector(question, context) if context else self.encode(query)
         qvec = np.ascontiguousarray(qvec, dtype=np.float32)
         # Only the passages in the query terms' postings are scored (bit-identical to the full score arrays).
-        lexical_scores = lexical_bm25(self.index, term_list, context_list, CONTEXT_WEIGHT)
+        lexical_scores = lexical_bm25(self.index, term_list, context_list, CONTEXT_WEIGHT, max(k, CANDIDATES))
         top_bm25 = lexical_scores.max() if n else 0.0
         pool = max(k, CANDIDATES)
         if n:
