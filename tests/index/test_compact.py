@@ -82,7 +82,8 @@ def test_incremental_compact_build_reuses_vectors_and_quantiser(pair: tuple[Sett
     report = build_index(small)
     after = Index.load(Path(small.index_dir))
     assert report.added == 1 and report.embedded == 1 and after.size == before.size + 1
-    assert after.manifest["dense_params"]["sq_reused"] is True
+    # The new passage's vector lies outside the tiny corpus's SQ8 ranges: it would be clipped, so they are retrained.
+    assert after.manifest["dense_params"]["sq_reused"] is False
     # Unchanged passages keep their sentence codes exactly (decode -> encode is the identity).
     n = int(before.sentence_starts[-1])
     same = [i for i, p in enumerate(after.passages) if p.doc_id != "bell.txt"]
@@ -98,3 +99,16 @@ def test_truncated_compact_file_is_refused(pair: tuple[Settings, Settings]) -> N
     codes.write_bytes(codes.read_bytes()[:-10])
     with pytest.raises(IndexCorruptError):
         Index.load(folder)
+
+
+def test_sq8_ranges_are_reused_when_every_vector_fits(pair: tuple[Settings, Settings]) -> None:
+    from leftqa.index.compact import build_compact_dense, compact_spec, sq_ranges
+
+    small = Index.load(Path(pair[1].index_dir))
+    decoded = np.asarray(small.passage_vectors)
+    again, trained_here = build_compact_dense(decoded, compact_spec(len(decoded)), sq_ranges(small.dense))
+    assert not trained_here
+    assert np.array_equal(again.reconstruct_n(0, len(decoded)), decoded)  # decode -> encode -> decode is exact
+    outside = decoded.copy()
+    outside[0, 0] = 5.0
+    assert build_compact_dense(outside, compact_spec(len(decoded)), sq_ranges(small.dense))[1]

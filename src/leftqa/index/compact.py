@@ -71,6 +71,9 @@ class Int8Rows:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         codes = self.codes[key]
         scales = self.scales[key]
@@ -90,6 +93,9 @@ class DenseRows:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, slice):
             lo, hi, step = key.indices(self.shape[0])
@@ -97,7 +103,10 @@ class DenseRows:
                 return self.dense.reconstruct_n(lo, max(0, hi - lo)) if hi > lo else np.zeros((0, self.shape[1]), np.float32)
             key = np.arange(lo, hi, step)
         if np.isscalar(key):
-            return self.dense.reconstruct(int(key))
+            i = int(key) + self.shape[0] if int(key) < 0 else int(key)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(f"row {key} out of range ({self.shape[0]} rows)")
+            return self.dense.reconstruct(i)
         ids = np.asarray(key, dtype=np.int64).reshape(-1)
         if not len(ids):
             return np.zeros((0, self.shape[1]), np.float32)
@@ -286,7 +295,7 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
     index.hnsw.efConstruction = int(spec["efConstruction"])
     index.hnsw.efSearch = int(spec["efSearch"])
     storage = faiss.downcast_index(index.storage)
-    trained_here = sq_trained is None or len(sq_trained) != 2 * dim
+    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
     if trained_here:
         # SQ8 ranges per dimension from a sample of at most 200K rows (taken by stride, so no copy of the whole set).
         step = max(1, n // 200_000)
@@ -299,6 +308,21 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
     for lo in range(0, n, 100_000):
         index.add(np.ascontiguousarray(vectors[lo : lo + 100_000], dtype=np.float32))
     return index, trained_here
+
+
+def _within(vectors: np.ndarray, trained: np.ndarray) -> bool:
+    """Whether every vector lies inside the per-dimension SQ8 ranges (vmin, vdiff): new texts outside them would
+    be clipped (by up to 0.07 on a small corpus's ranges), so then the quantiser is trained afresh instead."""
+    dim = vectors.shape[1]
+    # FAISS decodes code c to vmin + (c + 0.5) / 255 * vdiff: the top bucket lies half a step above vmax, and
+    # re-encodes to the same code, so a step of slack keeps reused vectors reusable.
+    step = trained[dim:] / 255
+    vmin, vmax = trained[:dim] - step, trained[:dim] + trained[dim:] + step
+    for lo in range(0, len(vectors), 200_000):
+        block = np.asarray(vectors[lo : lo + 200_000], dtype=np.float32)
+        if (block.min(axis=0) < vmin).any() or (block.max(axis=0) > vmax).any():
+            return False
+    return True
 
 
 def sq_ranges(dense: Any) -> np.ndarray | None:
