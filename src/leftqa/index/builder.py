@@ -164,6 +164,8 @@ class _VectorCache:
         self._rows: dict[bytes, tuple[int, int]] = {}  # sha256 of a text -> (source, row)
         self.dim = 0
         self.missed: set[str] = set()
+        self._seeded = 0  # sources from the previous index; later ones are fresh batches `release` may drop
+        self._fresh: list[bytes] = []
 
     def seed(self, previous: Any) -> None:
         """Offer every passage and sentence vector of a loaded previous index for reuse."""
@@ -176,6 +178,7 @@ class _VectorCache:
             for sentence in p.sentences:
                 self._rows.setdefault(_key(sentence.text), (s_src, row))
                 row += 1
+        self._seeded = len(self._sources)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [_key(t) for t in texts]
@@ -191,6 +194,7 @@ class _VectorCache:
             for i, (k, t) in enumerate(todo.items()):
                 self._rows[k] = (len(self._sources) - 1, i)
                 self.missed.add(t)
+            self._fresh += todo
             self.dim = int(vecs.shape[1])
             if len(todo) == len(texts):  # every text new and distinct: the batch is the answer, in order
                 return np.ascontiguousarray(vecs, dtype=np.float32)
@@ -202,6 +206,13 @@ class _VectorCache:
             mask = where[:, 0] == source
             out[mask] = self._sources[int(source)][where[mask, 1]]
         return out
+
+    def release(self) -> None:
+        """Forget the vectors embedded so far (a chunked build has written them), so memory stays bounded."""
+        for k in self._fresh:
+            self._rows.pop(k, None)
+        self._fresh = []
+        del self._sources[self._seeded :]
 
     def _load(self) -> Embedder:
         if self._embedder is None:

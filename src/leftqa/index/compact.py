@@ -371,6 +371,9 @@ def write_compact(
                 sq = sq_ranges(previous.dense) if previous is not None else None
                 writer = CompactWriter(path, int(pvecs.shape[1]), sq, log)
             writer.add(part, pvecs, svecs)
+            release = getattr(embed, "release", None)  # the builder's vector cache drops what is now on disk
+            if release is not None:
+                release()
         if writer is None:
             raise IndexCorruptError("a compact index needs at least one passage")
         return writer.finish(manifest)
