@@ -111,7 +111,7 @@ def test_pruned_top_k_equals_full_accumulation(tmp_path: Path, monkeypatch: pyte
     writer.finish()
     scorer = Bm25Scorer.load(tmp_path / "bm25")
     sparse = SparseBm25(scorer)
-    pruned = 0
+    pruned = dense = 0
     for i in range(60):
         q = [vocab[j] for j in rng.choice(len(vocab), size=int(rng.integers(2, 7)), p=p)] + [vocab[int(rng.integers(0, 300))]]
         ctx = [vocab[0], vocab[7]] if i % 3 == 0 else []
@@ -119,10 +119,12 @@ def test_pruned_top_k_equals_full_accumulation(tmp_path: Path, monkeypatch: pyte
             full = sparse.scores(q, ctx)
             top = sparse.top_scores(q, ctx, 0.5, k)
             pruned += top.exact_k is not None
+            dense += isinstance(top, postings.DenseScores)
             assert top.max() == full.max()
             assert np.array_equal(top.top(k), full.top(k))
             want = np.arange(len(docs))
             assert np.array_equal(top.at(want), full.at(want))
             assert np.array_equal(top.at(top.top(k)), full.at(full.top(k)))
     assert pruned > 20  # the long postings of common terms were skipped, not just accumulated
+    assert dense > 0  # and queries that could not be pruned took one full array
     assert np.count_nonzero(sparse._scratch()[0]) == 0

@@ -132,46 +132,51 @@ class SparseBm25:
         lookup = (lambda want: self._lookup(want, main, ctx, context_weight))
         return SparseScores(ids, vals, self.scorer.num_docs, lookup)
 
-    def top_scores(self, tokens: list[str], context: list[str] | None = None, context_weight: float = 0.5, k: int = 100) -> SparseScores:
+    def top_scores(self, tokens: list[str], context: list[str] | None = None, context_weight: float = 0.5, k: int = 100) -> Any:
         """Like `scores`, but exact only for the top k (and max): MaxScore-style pruning of long postings.
 
-        Passages are gathered from the shortest postings first; once the k-th best exact score among them beats
-        the sum of the upper bounds of the terms not gathered, no other passage can enter the top k, so the long
-        postings of common terms are only probed (binary search) for the gathered passages. Every score is
-        summed in query order, so each equals the full array's bit for bit."""
+        Postings are accumulated shortest first. The k-th best partial sum is a lower bound of the k-th best
+        score; once it beats the sum of the upper bounds of the terms not yet read, no unread passage can enter
+        the top k, and the long postings of common terms are only probed (binary search) for the passages read.
+        Exact scores are then summed in query order, so each equals the full array's bit for bit. When nothing
+        can be pruned and the postings cover much of the corpus, one full score array is cheaper (DenseScores)."""
         main, ctx = self._columns(tokens), self._columns(context or [])
-        cols = [(idx, data, 1.0, g) for g, group in ((0, main), (1, ctx)) for idx, data in group]
-        total_len = sum(len(c[0]) for c in cols)
-        if not cols or total_len <= PRUNE_MIN or self.scorer.nonoccurrence_array is not None:
+        cols = [(idx, data, 1.0 if g == 0 else context_weight) for g, group in ((0, main), (1, ctx)) for idx, data in group]
+        total = sum(len(c[0]) for c in cols)
+        if not cols or total <= PRUNE_MIN or self.scorer.nonoccurrence_array is not None:
             return self.scores(tokens, context, context_weight)
-        ub = [float(self._upper(idx, data)) * (1.0 if g == 0 else context_weight) for idx, data, _, g in cols]
+        ub = [self._upper(idx, data) * w for idx, data, w in cols]
         by_len = sorted(range(len(cols)), key=lambda c: len(cols[c][0]))
+        rest_bound = [sum(ub[j] for j in by_len[i + 1 :]) for i in range(len(by_len))]
         acc, owner = self._scratch()
-        gathered: list[int] = []
-        for c in by_len:
-            gathered.append(c)
-            if sum(len(cols[j][0]) for j in gathered) < 4 * k:
-                continue
-            rest = [j for j in range(len(cols)) if j not in gathered]
-            if not rest:
-                break
-            bound = sum(ub[j] for j in rest)
-            cand = _unique(np.concatenate([cols[j][0] for j in gathered]), owner)
-            if len(cand) < k:
-                continue
-            totals = []
-            for g in (0, 1):
-                t = np.zeros(len(cand), dtype=acc.dtype)
-                for j, (idx, data, _, gj) in enumerate(cols):
-                    if gj == g:
-                        t = t + (self._via_scratch(idx, data, cand, acc) if j in gathered else _probe(idx, data, cand, acc.dtype))
-                totals.append(t)
-            vals = totals[0] + np.asarray(context_weight, dtype=acc.dtype) * totals[1] if ctx else totals[0]
-            theta = -np.partition(-vals, k - 1)[k - 1]
-            if bound * (1 + 1e-5) < float(theta):
-                lookup = (lambda want: self._lookup(want, main, ctx, context_weight))
-                return SparseScores(cand, vals, self.scorer.num_docs, lookup, exact_k=k)
-        return self.scores(tokens, context, context_weight)
+        read: list[np.ndarray] = []
+        cand = None
+        try:
+            size = 0
+            for i, c in enumerate(by_len[:-1]):  # the last (longest) column is never needed to bound the rest
+                idx, data, w = cols[c]
+                np.add.at(acc, idx, data if w == 1.0 else data * np.float32(w))
+                read.append(idx)
+                size += len(idx)
+                if size < k:
+                    continue
+                ids = _unique(np.concatenate(read), owner)
+                if len(ids) < k:
+                    continue
+                floor = -np.partition(-acc[ids], k - 1)[k - 1]
+                if rest_bound[i] * (1 + 1e-5) < float(floor) * (1 - 1e-5):  # margins: float32 sums vs real sums
+                    cand = ids
+                    break
+        finally:
+            for idx in read:
+                acc[idx] = 0
+        if cand is None or len(cand) > self.scorer.num_docs // 8:
+            if total > self.scorer.num_docs // 8:
+                return DenseScores(self.scorer, main, ctx, context_weight)
+            return self.scores(tokens, context, context_weight)
+        cand = np.sort(cand)  # ascending probes walk each column's pages in order
+        vals = self._lookup(cand, main, ctx, context_weight)
+        return SparseScores(cand, vals, self.scorer.num_docs, lambda want: self._lookup(want, main, ctx, context_weight), exact_k=k)
 
     def _upper(self, idx: np.ndarray, data: np.ndarray) -> float:
         """The largest score in one term's postings (cached per column: computing it reads the whole column)."""
@@ -180,13 +185,6 @@ class SparseBm25:
         if key not in cache:
             cache[key] = float(data.max()) if len(data) else 0.0
         return cache[key]
-
-    @staticmethod
-    def _via_scratch(idx: np.ndarray, data: np.ndarray, cand: np.ndarray, acc: np.ndarray) -> np.ndarray:
-        acc[idx] = data
-        out = acc[cand].copy()
-        acc[idx] = 0
-        return out
 
     def _accumulate_apart(self, cols: list[tuple[np.ndarray, np.ndarray]], acc: np.ndarray, owner: np.ndarray, touched: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Sums of `cols` alone, computed in the scratch while the main sums are set aside."""
@@ -210,14 +208,14 @@ class SparseBm25:
 
     def _sum_at(self, want: np.ndarray, cols: list) -> np.ndarray:
         out = np.zeros(len(want), dtype=self.scorer.dtype)
+        acc = self._scratch()[0] if len(want) > 1000 else None
         for idx, data in cols:  # same additions in the same order as the accumulation: the same float32 result
-            if not len(idx):
-                continue
-            pos = np.searchsorted(idx, want)
-            pos_c = np.minimum(pos, len(idx) - 1)
-            hit = idx[pos_c] == want
-            add = np.where(hit, data[pos_c], 0).astype(out.dtype)
-            out[hit] = out[hit] + add[hit]
+            if acc is not None and len(idx) < 16 * len(want):
+                acc[idx] = data  # scatter + gather beats a binary search per wanted passage here
+                out = out + acc[want]
+                acc[idx] = 0
+            else:
+                out = out + _probe(idx, data, want, out.dtype)
         return out
 
 
@@ -225,7 +223,8 @@ def _probe(idx: np.ndarray, data: np.ndarray, want: np.ndarray, dtype: Any) -> n
     """Each wanted passage's score in one term's postings (0 where absent), by binary search."""
     out = np.zeros(len(want), dtype=dtype)
     if len(idx):
-        pos = np.minimum(np.searchsorted(idx, want), len(idx) - 1)
+        # `want` in the postings' own dtype: otherwise numpy casts the whole (long, memory-mapped) column per call.
+        pos = np.minimum(np.searchsorted(idx, want.astype(idx.dtype, copy=False)), len(idx) - 1)
         hit = idx[pos] == want
         out[hit] = data[pos[hit]]
     return out
@@ -358,3 +357,38 @@ def lexical_bm25(index: Any, tokens: list[str], context: list[str], context_weig
         full = full + context_weight * np.asarray(bm25.get_scores(known_ctx), dtype=np.float32)
     ids = np.flatnonzero(full != 0).astype(np.int64)
     return SparseScores(ids, full[ids], n, lambda want: full[want])
+
+
+class DenseScores:
+    """The SparseScores interface over one full score array (for queries whose postings cover much of the corpus)."""
+
+    def __init__(self, scorer: Any, main: list, ctx: list, context_weight: float) -> None:
+        full = np.zeros(scorer.num_docs, dtype=scorer.dtype)
+        for idx, data in main:
+            np.add.at(full, idx, data)
+        if ctx:
+            part = np.zeros(scorer.num_docs, dtype=scorer.dtype)
+            for idx, data in ctx:
+                np.add.at(part, idx, data)
+            full = full + np.asarray(context_weight, dtype=full.dtype) * part
+        self.full, self.num_docs, self.exact_k = full, scorer.num_docs, None
+
+    def max(self) -> float:
+        """The highest score."""
+        return float(self.full.max()) if self.num_docs else 0.0
+
+    def top(self, k: int, fill: bool = False) -> np.ndarray:
+        """Ids of the k best passages with a positive score (any score with `fill`), best first, ties by lower id."""
+        k = min(k, self.num_docs)
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        kth = -np.partition(-self.full, k - 1)[k - 1]
+        ids = np.flatnonzero(self.full >= kth) if kth > 0 else np.flatnonzero(self.full > 0)
+        ids = ids[np.lexsort((ids, -self.full[ids]))][:k].astype(np.int64)
+        if fill and len(ids) < k:
+            ids = np.concatenate([ids, _first_missing(np.sort(ids), k - len(ids), self.num_docs)])
+        return ids
+
+    def at(self, ids: np.ndarray) -> np.ndarray:
+        """Scores of the given passages."""
+        return self.full[np.asarray(ids, dtype=np.int64)]
