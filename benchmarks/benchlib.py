@@ -180,7 +180,7 @@ def pool_vectors(pool: list[str], model: str, cache: Path) -> np.ndarray:
     return vecs
 
 
-def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, ann_threshold: int, chunking: dict[str, int], compact: bool = False) -> dict[str, Any]:
+def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, ann_threshold: int, chunking: dict[str, int], compact: bool = False, without_dense: bool = False) -> dict[str, Any]:
     """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds.
 
     `compact`: the compact layout's streamed writer (chunks of passages, their vectors and terms), as
@@ -198,7 +198,7 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
     manifest = {"model": model, "embedder": model, "chunking": chunking, "corpus_dir": "(synthetic)", "corpus_fingerprint": f"synthetic-{n}-{pool_size}",
                 "documents": [], "synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}}  # fmt: skip
     if compact:
-        return _build_synthetic_compact(out, ids, pool, vecs, manifest, {"pool_s": round(t_pool, 1)})
+        return _build_synthetic_compact(out, ids, pool, vecs, manifest, {"pool_s": round(t_pool, 1)}, without_dense)
     passages = synthetic_passages(ids, pool)
     t_text = time.perf_counter() - t0 - t_pool
     calls = iter([_passage_vectors(ids, vecs), lambda: vecs[ids.reshape(-1)]])
@@ -216,8 +216,11 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
             "dense_index": index.manifest["dense_index"], "dense_params": index.manifest["dense_params"]}  # fmt: skip
 
 
-def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: np.ndarray, manifest: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The synthetic index through `CompactWriter`: passages, vectors and terms made and written chunk by chunk."""
+def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: np.ndarray, manifest: dict[str, Any], report: dict[str, Any], without_dense: bool = False) -> dict[str, Any]:
+    """The synthetic index through `CompactWriter`: passages, vectors and terms made and written chunk by chunk.
+
+    `without_dense` stops before the FAISS index (for a measurement of everything else at a size whose HNSW
+    build would not finish in time): the files stay in the writer's temporary folder, renamed to `out`."""
     from leftqa.index.compact import CHUNK, CompactWriter
 
     t1 = time.perf_counter()
@@ -233,6 +236,11 @@ def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: 
             writer.add(passages, pvecs, svecs)
             if (lo // CHUNK) % 20 == 0:
                 print(f"[{time.perf_counter() - t1:.0f}s] {lo + len(part):,} passages written", file=sys.stderr, flush=True)
+        if without_dense:
+            writer.seal()
+            os.replace(writer.tmp, out)
+            return {**report, "text_and_vectors_s": round(make_s, 1), "index_build_s_without_dense": round(time.perf_counter() - t1 - make_s, 1),
+                    "stages_s": {k: round(v, 1) for k, v in writer.timings.items()}, "layout": "compact (sealed, no FAISS index)"}  # fmt: skip
         final = writer.finish(manifest)
     except BaseException:
         writer.abort()
@@ -320,21 +328,32 @@ def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     same = all(np.array_equal(index.bm25.get_scores(q), theirs.get_scores(q)) for q in queries[:20])  # also warms pages
     from leftqa.index.postings import SparseBm25
 
+    from leftqa.qa.retrieve import top_k
+
     sparse = SparseBm25(index.bm25)
     same_sparse = True
-    for q in queries[:20]:  # top 100 and their scores from the postings only, against the full score array
-        full, s = index.bm25.get_scores(q), sparse.scores(q)
-        top = s.top(100)
-        same_sparse &= bool(np.array_equal(full[top], np.sort(full)[::-1][: len(top)]) and s.max() == float(full.max()))
+    for q in queries[:40]:  # top 100, their scores and the max, against the full score array
+        full = index.bm25.get_scores(q)
+        for s in (sparse.scores(q), sparse.top_scores(q, k=100)):
+            top = s.top(100)
+            same_sparse &= bool(np.array_equal(full[top], np.sort(full)[::-1][: len(top)]) and s.max() == float(full.max()))
+            same_sparse &= bool(np.array_equal(s.at(top), full[top]))
+
+    def full_top(q: list[str]) -> None:  # what retrieval did before: one score per passage, max, top 100
+        scores = index.bm25.get_scores(q)
+        scores.max()
+        top_k(scores, 100)
+
     speed = {}
     for name, fn in (("leftqa_full_array", lambda q: index.bm25.get_scores(q)), ("bm25s_numpy", lambda q: theirs.get_scores(q)),
-                     ("leftqa_postings_top100", lambda q: sparse.scores(q).top(100))):  # fmt: skip
+                     ("full_array_max_top100", full_top), ("postings_top100", lambda q: sparse.scores(q).top(100)),
+                     ("postings_pruned_top100", lambda q: sparse.top_scores(q, k=100).top(100))):  # fmt: skip
         t = time.process_time()
         for q in queries:
             fn(q)
         speed[name] = round(len(queries) / max(time.process_time() - t, 1e-9), 1)
     postings = sum(int(index.bm25.indptr[index.bm25.vocab_dict[t] + 1] - index.bm25.indptr[index.bm25.vocab_dict[t]]) for q in queries for t in q)
-    return {"queries_per_s": speed, "identical_scores": bool(same), "postings_top100_identical": same_sparse,
+    return {"queries_per_s": speed, "ms_per_query": {k: round(1000 / v, 2) for k, v in speed.items()}, "identical_scores": bool(same), "postings_top100_identical": same_sparse,
             "postings_per_query": round(postings / max(len(queries), 1)), "queries": len(queries)}  # fmt: skip
 
 
@@ -431,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--min-words", type=int, default=40)
     b.add_argument("--max-words", type=int, default=150)
     b.add_argument("--layout", choices=("auto", "exact", "compact"), default="auto", help="auto: compact from COMPACT_THRESHOLD passages on")
+    b.add_argument("--without-dense", action="store_true", help="compact: stop before the FAISS index (measures everything else)")
     c = sub.add_parser("compare-backends", help="eval headline metrics of the three embedding backends")
     c.add_argument("--corpus", default="corpus")
     c.add_argument("--cases", default="evals/tuning.jsonl")
@@ -454,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from leftqa.index.compact import COMPACT_THRESHOLD
 
     compact = args.layout == "compact" or (args.layout == "auto" and args.passages >= COMPACT_THRESHOLD)
-    report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words}, compact)
+    report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words}, compact, args.without_dense)
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
 

@@ -221,28 +221,34 @@ class CompactWriter:
         self.timings["write_s"] = self.timings.get("write_s", 0.0) + (t1 - t0)
         self.timings["terms_s"] = self.timings.get("terms_s", 0.0) + (time.perf_counter() - t1)
 
+    def seal(self) -> None:
+        """Close the streamed files and write the offsets, sentence starts, BM25 postings and terms (no FAISS yet)."""
+        from leftqa.index.store import PASSAGE_OFFSETS, SENTENCE_STARTS, TERMS
+
+        self._passages.close()
+        self._codes.close()
+        self._scales.close()
+        self._pvecs.close()
+        np.save(self.tmp / PASSAGE_OFFSETS, np.concatenate(self._offsets), allow_pickle=False)
+        starts = np.zeros(self.passages + 1, dtype=np.int64)
+        if self._counts:
+            np.cumsum(np.concatenate(self._counts), out=starts[1:])
+        np.save(self.tmp / SENTENCE_STARTS, starts, allow_pickle=False)
+        t = time.perf_counter()
+        self.say(f"building BM25 postings of {self.passages} passages")
+        doc_freq = self.bm25.doc_freq()
+        self.bm25.finish()
+        (self.tmp / TERMS).write_text(json.dumps({"doc_freq": doc_freq}, ensure_ascii=False), encoding="utf-8")
+        self.timings["bm25_s"] = time.perf_counter() - t
+
     def finish(self, manifest: dict[str, Any], spec: dict[str, Any] | None = None) -> dict[str, Any]:
         """Build the dense index and BM25, write the manifest with checksums and swap the folder in."""
         import faiss
 
-        from leftqa.index.store import DENSE, MANIFEST, PASSAGE_OFFSETS, SENTENCE_STARTS, TERMS, FORMAT, FORMAT_VERSION, _file_entry, _fsync_tree, swap_in
+        from leftqa.index.store import DENSE, FORMAT, FORMAT_VERSION, MANIFEST, _file_entry, _fsync_tree, swap_in
 
         try:
-            self._passages.close()
-            self._codes.close()
-            self._scales.close()
-            self._pvecs.close()
-            np.save(self.tmp / PASSAGE_OFFSETS, np.concatenate(self._offsets), allow_pickle=False)
-            starts = np.zeros(self.passages + 1, dtype=np.int64)
-            if self._counts:
-                np.cumsum(np.concatenate(self._counts), out=starts[1:])
-            np.save(self.tmp / SENTENCE_STARTS, starts, allow_pickle=False)
-            t = time.perf_counter()
-            self.say(f"building BM25 postings of {self.passages} passages")
-            doc_freq = self.bm25.doc_freq()
-            self.bm25.finish()
-            (self.tmp / TERMS).write_text(json.dumps({"doc_freq": doc_freq}, ensure_ascii=False), encoding="utf-8")
-            self.timings["bm25_s"] = time.perf_counter() - t
+            self.seal()
             t = time.perf_counter()
             spec = spec or compact_spec(self.passages)
             vectors = np.memmap(self.work / "passage_vectors.f32", dtype=np.float32, mode="r", shape=(self.passages, self.dim)) if self.passages else np.zeros((0, self.dim), np.float32)
@@ -281,7 +287,7 @@ class CompactWriter:
 
     def abort(self) -> None:
         """Delete the temporary folder (the index in place stays as it was)."""
-        for f in (self._passages, self._pvecs):
+        for f in (self._passages, self._pvecs, self._codes._f, self._scales._f):
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -137,7 +137,8 @@ class SparseBm25:
 
         Postings are accumulated shortest first. The k-th best partial sum is a lower bound of the k-th best
         score; once it beats the sum of the upper bounds of the terms not yet read, no unread passage can enter
-        the top k, and the long postings of common terms are only probed (binary search) for the passages read.
+        the top k, nor can a read one whose partial sum plus that bound stays below it; the long postings of
+        common terms are only probed (binary search) for the passages left.
         Exact scores are then summed in query order, so each equals the full array's bit for bit. When nothing
         can be pruned and the postings cover much of the corpus, one full score array is cheaper (DenseScores)."""
         main, ctx = self._columns(tokens), self._columns(context or [])
@@ -163,14 +164,19 @@ class SparseBm25:
                 ids = _unique(np.concatenate(read), owner)
                 if len(ids) < k:
                     continue
-                floor = -np.partition(-acc[ids], k - 1)[k - 1]
-                if rest_bound[i] * (1 + 1e-5) < float(floor) * (1 - 1e-5):  # margins: float32 sums vs real sums
-                    cand = ids
+                partial = acc[ids]
+                floor = float(-np.partition(-partial, k - 1)[k - 1]) * (1 - 1e-5)  # margins: float32 vs real sums
+                bound = rest_bound[i] * (1 + 1e-5)
+                if bound < floor:
+                    # A passage whose partial sum plus everything unread stays below the floor cannot make the top
+                    # k either: only the rest are scored exactly.
+                    cand = ids[partial.astype(np.float64) + bound >= floor]
                     break
         finally:
             for idx in read:
                 acc[idx] = 0
-        if cand is None or len(cand) > self.scorer.num_docs // 8:
+        # Probing every column for many candidates costs more than one pass over a full array (measured at 1M).
+        if cand is None or len(cand) * len(cols) > self.scorer.num_docs // 4:
             if total > self.scorer.num_docs // 8:
                 return DenseScores(self.scorer, main, ctx, context_weight)
             return self.scores(tokens, context, context_weight)
