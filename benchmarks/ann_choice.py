@@ -59,6 +59,27 @@ def measure(index, qvecs: np.ndarray, truth: np.ndarray, knob: str, values: list
     return out
 
 
+def sweep_index(args: argparse.Namespace) -> int:
+    """Recall@10 (against exact search over the original float32 vectors) and latency per efSearch of a built index."""
+    import faiss
+
+    from leftqa.index.embed import load_embedder
+
+    n = args.passages
+    pool = bench.pool_sentences(20_000, bench.vocabulary(args.model))
+    pvecs = bench.pool_vectors(pool, args.model, Path(args.cache))
+    ids = bench.compose(n, 20_000)
+    qvecs = np.ascontiguousarray(load_embedder(args.model, threads=1).encode(bench.synthetic_questions(ids, pool, args.queries, seed=17)), dtype=np.float32)
+    truth = bench.exact_top(ids, pvecs, qvecs)
+    index = faiss.read_index(str(Path(args.index) / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC)
+    for q in qvecs[:20]:  # warm the mapped pages
+        index.search(q.reshape(1, -1), 10)
+    runs = measure(index, qvecs, truth, "efSearch", [512, 1024, 2048, 4096])
+    result = {"passages": n, "index": args.index, "queries": len(qvecs), "load_avg": os.getloadavg(), "runs": runs}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build each candidate index over the same vectors and measure it."""
     import faiss
@@ -70,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--configs", default="hnsw32-sq8,hnsw16-sq8,ivf-sq8")
     p.add_argument("--out", required=True)
+    p.add_argument("--index", help="sweep efSearch on this built synthetic index of --passages (no build)")
     args = p.parse_args(argv)
+    if args.index:
+        return sweep_index(args)
     base, qvecs = vectors(args.passages, args.model, Path(args.cache), args.queries)
     n, dim = base.shape
     exact = faiss.IndexFlatIP(dim)
