@@ -13,7 +13,7 @@ from leftqa.config import Settings
 from leftqa.errors import IndexCorruptError
 from leftqa.index import compact
 from leftqa.index.builder import build_index
-from leftqa.index.compact import Int8Rows, passage_from_compact, passage_to_compact, quantise
+from leftqa.index.codes import Int8Rows, passage_from_compact, passage_to_compact, quantise
 from leftqa.index.store import Index, verify_files
 from leftqa.qa.assistant import Assistant
 

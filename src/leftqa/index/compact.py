@@ -1,8 +1,8 @@
 """The compact index layout for large corpora, written in bounded memory and read memory-mapped.
 
 What differs from the exact layout (`store.py`), and why (measurements in docs/scaling.md):
-- each passage vector is stored once, as the 8-bit scalar-quantised codes inside the FAISS index (HNSW or IVF
-  over SQ8 codes); queries that need a candidate's vector decode it from there;
+- each passage vector is stored once, as the 8-bit scalar-quantised codes inside the FAISS index (HNSW over
+  SQ8 codes); queries that need a candidate's vector decode it from there (`codes.py` reads the layout);
 - sentence vectors are int8 with one float32 scale per vector (absmax / 127): a quarter of float32, and
   decoding then re-encoding gives the same codes, so incremental builds that reuse vectors do not drift;
 - passages are JSONL without the sentence texts (each is a slice of the passage text, kept as offsets);
@@ -28,14 +28,11 @@ import numpy as np
 from leftqa import __version__
 from leftqa.errors import IndexCorruptError
 from leftqa.index.embed import split_backend
-from leftqa.index.mapped import Bm25Scorer, PassageStore, mapped_array
+from leftqa.index.codes import LAYOUT, SENTENCE_CODES, SENTENCE_SCALES, passage_to_compact, quantise
 from leftqa.index.postings import Bm25Writer
-from leftqa.records import Passage, Sentence
+from leftqa.records import Passage
 from leftqa.text import terms
 
-LAYOUT = "compact"
-SENTENCE_CODES = "sentence_codes.npy"
-SENTENCE_SCALES = "sentence_scales.npy"
 HEADER = 128  # bytes reserved for a streamed .npy header (rewritten with the final shape at the end)
 CHUNK = 50_000  # passages embedded and written per step of a streamed build
 # Recall@10 against exact search, single-thread ms per query and build time of the candidates on the synthetic
@@ -51,102 +48,6 @@ def compact_spec(n: int) -> dict[str, Any]:
     """The dense index of a compact layout of `n` passages."""
     ef = next(e for limit, e in EF_SEARCH if n < limit)
     return {"type": f"hnsw{HNSW_M}-sq8-ip", "M": HNSW_M, "efConstruction": EF_CONSTRUCTION, "efSearch": ef, "quantizer": "sq8"}
-
-
-def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 codes, float32 scales) with one scale per row: row ~= codes * scale."""
-    v = np.asarray(vectors, dtype=np.float32)
-    scale = np.abs(v).max(axis=1) / 127 if len(v) else np.zeros(0, np.float32)
-    safe = np.where(scale > 0, scale, 1).astype(np.float32)
-    codes = np.clip(np.rint(v / safe[:, None]), -127, 127).astype(np.int8)
-    return codes, scale.astype(np.float32)
-
-
-class Int8Rows:
-    """Rows of int8 codes times their scales, read like a float32 array (slices and integer arrays)."""
-
-    def __init__(self, codes: np.ndarray, scales: np.ndarray) -> None:
-        self.codes, self.scales = codes, scales
-        self.shape = codes.shape
-        self.dtype = np.dtype(np.float32)
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self[:] if dtype is None else self[:].astype(dtype)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        codes = self.codes[key]
-        scales = self.scales[key]
-        if codes.ndim == 1:
-            return codes.astype(np.float32) * np.float32(scales)
-        return codes.astype(np.float32) * scales[:, None]
-
-
-class DenseRows:
-    """Passage vectors decoded from the FAISS index's own codes (they are stored nowhere else)."""
-
-    def __init__(self, dense: Any) -> None:
-        self.dense = dense
-        self.shape = (int(dense.ntotal), int(dense.d))
-        self.dtype = np.dtype(np.float32)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self[:] if dtype is None else self[:].astype(dtype)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        if isinstance(key, slice):
-            lo, hi, step = key.indices(self.shape[0])
-            if step == 1:
-                return self.dense.reconstruct_n(lo, max(0, hi - lo)) if hi > lo else np.zeros((0, self.shape[1]), np.float32)
-            key = np.arange(lo, hi, step)
-        if np.isscalar(key):
-            i = int(key) + self.shape[0] if int(key) < 0 else int(key)
-            if not 0 <= i < self.shape[0]:
-                raise IndexError(f"row {key} out of range ({self.shape[0]} rows)")
-            return self.dense.reconstruct(i)
-        ids = np.asarray(key, dtype=np.int64).reshape(-1)
-        if not len(ids):
-            return np.zeros((0, self.shape[1]), np.float32)
-        return self.dense.reconstruct_batch(ids)
-
-
-class CompactPassageStore(PassageStore):
-    """Passages of a compact layout: sentence texts are cut from the passage text by their offsets."""
-
-    def _decode_uncached(self, j: int) -> Passage:
-        raw = self._buf[int(self._offsets[j]) : int(self._offsets[j + 1])]
-        try:
-            return passage_from_compact(json.loads(raw))
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise IndexCorruptError(f"passage {j} in {self._path} cannot be read ({type(exc).__name__}); run `leftqa index` to rebuild it") from None
-
-
-def passage_to_compact(p: Passage) -> dict[str, Any]:
-    """A passage as one compact JSON object: sentence texts that are slices of the passage text become offsets."""
-    sents = []
-    for s in p.sentences:
-        row: list[Any] = [s.start, s.end, s.local_start, s.local_end]
-        if p.text[s.local_start : s.local_end] != s.text:
-            row.append(s.text)  # kept verbatim when it is not a plain slice
-        sents.append(row)
-    out: dict[str, Any] = {"id": p.id, "doc_id": p.doc_id, "title": p.title, "section": p.section, "start": p.start, "end": p.end, "text": p.text, "s": sents}
-    if p.page is not None:
-        out["page"] = p.page
-    if p.source:
-        out["source"] = p.source
-    return out
-
-
-def passage_from_compact(d: dict[str, Any]) -> Passage:
-    """Inverse of `passage_to_compact`."""
-    text = d["text"]
-    sentences = tuple(Sentence(r[4] if len(r) > 4 else text[r[2] : r[3]], r[0], r[1], r[2], r[3]) for r in d["s"])
-    return Passage(d["id"], d["doc_id"], d["title"], d["section"], d["start"], d["end"], text, sentences, d.get("page"), d.get("source", ""))
 
 
 class _StreamedNpy:
@@ -342,21 +243,6 @@ def sq_ranges(dense: Any) -> np.ndarray | None:
         return faiss.vector_to_array(storage.sq.trained).astype(np.float32)
     except (AttributeError, RuntimeError):
         return None
-
-
-def load_compact(path: Path, manifest: dict[str, Any], offsets: np.ndarray, starts: np.ndarray) -> tuple[Any, Any, Any, Any, Any]:
-    """(passages, passage vectors, sentence vectors, dense index, BM25) of a compact index folder."""
-    import faiss
-
-    from leftqa.index.store import BM25_DIR, DENSE, PASSAGES, ef_search
-
-    passages = CompactPassageStore(path / PASSAGES, offsets)
-    sentence_vectors = Int8Rows(mapped_array(path / SENTENCE_CODES), mapped_array(path / SENTENCE_SCALES))
-    dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
-    if hasattr(dense, "hnsw"):
-        dense.hnsw.efSearch = int(manifest.get("dense_params", {}).get("efSearch") or ef_search(dense.ntotal))
-    bm25 = Bm25Scorer.load(path / BM25_DIR)
-    return passages, DenseRows(dense), sentence_vectors, dense, bm25
 
 
 def write_compact(

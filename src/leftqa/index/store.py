@@ -226,10 +226,10 @@ class Index:
             offsets = np.load(offsets_file, allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
             doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
             if manifest.get("layout") == "compact":  # quantised vectors, written by leftqa.index.compact
-                from leftqa.index.compact import load_compact
+                from leftqa.index.codes import load_compact
 
                 starts = np.load(path / SENTENCE_STARTS, allow_pickle=False)
-                passages, passage_vectors, sentence_vectors, dense, bm25 = load_compact(path, manifest, offsets, starts)
+                passages, passage_vectors, sentence_vectors, dense, bm25 = load_compact(path, manifest, offsets, PASSAGES, DENSE, BM25_DIR)
                 return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
             passages = PassageStore(path / PASSAGES, offsets)
             starts_file = path / SENTENCE_STARTS
