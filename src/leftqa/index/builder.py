@@ -345,14 +345,17 @@ def build_index(
             "skipped": skipped,
         }
 
-        manifest["build"] = backend.describe() if backend is not None else {"engine": "local"}
+        def where() -> dict[str, Any]:  # after embedding: a Ray backend reports the workers and batches it used
+            return {"build": backend.describe() if backend is not None else {"engine": "local"}}
+
         extras = _extra_files(index_dir, old)
         try:
             if len(passages) >= compact.COMPACT_THRESHOLD:  # large: quantised layout, embedded and written in chunks
                 say(f"building a compact index at {index_dir}")
-                written = compact.write_compact(index_dir, passages, cache, manifest, previous, say)
+                written = compact.write_compact(index_dir, passages, cache, manifest, previous, say, late=where)
             else:
                 index = Index.build(passages, cache, manifest)
+                index.manifest.update(where())
                 say(f"writing index to {index_dir}")
                 index.save(index_dir)
                 written = index.manifest

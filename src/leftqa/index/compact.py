@@ -253,8 +253,11 @@ def write_compact(
     previous: Any = None,
     log: Callable[[str], None] | None = None,
     chunk: int = CHUNK,
+    late: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Embed and write `passages` chunk by chunk as a compact index at `path`; returns the final manifest."""
+    """Embed and write `passages` chunk by chunk as a compact index at `path`; returns the final manifest.
+
+    `late` gives manifest entries known only once everything is embedded (where the build ran)."""
     writer: CompactWriter | None = None
     try:
         for lo in range(0, len(passages), chunk):
@@ -270,7 +273,7 @@ def write_compact(
                 release()
         if writer is None:
             raise IndexCorruptError("a compact index needs at least one passage")
-        return writer.finish(manifest)
+        return writer.finish({**manifest, **(late() if late is not None else {})})
     except BaseException:
         if writer is not None:
             writer.abort()
