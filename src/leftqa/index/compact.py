@@ -29,7 +29,7 @@ from leftqa import __version__
 from leftqa.errors import IndexCorruptError
 from leftqa.index.embed import split_backend
 from leftqa.index.codes import LAYOUT, SENTENCE_CODES, SENTENCE_SCALES, passage_to_compact, quantise
-from leftqa.index.postings import Bm25Writer
+from leftqa.index.postings import Bm25Writer, drop_pages
 from leftqa.records import Passage
 from leftqa.text import terms
 
@@ -209,6 +209,7 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
         # SQ8 ranges per dimension from a sample of at most 200K rows (taken by stride, so no copy of the whole set).
         step = max(1, n // 200_000)
         index.train(np.ascontiguousarray(vectors[::step], dtype=np.float32) if n else np.zeros((1, dim), np.float32))
+        drop_pages(vectors)
     else:
         # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
         faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
@@ -216,6 +217,7 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
         index.is_trained = True
     for lo in range(0, n, 100_000):
         index.add(np.ascontiguousarray(vectors[lo : lo + 100_000], dtype=np.float32))
+        drop_pages(vectors)  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
     return index, trained_here
 
 
@@ -229,6 +231,7 @@ def _within(vectors: np.ndarray, trained: np.ndarray) -> bool:
     vmin, vmax = trained[:dim] - step, trained[:dim] + trained[dim:] + step
     for lo in range(0, len(vectors), 200_000):
         block = np.asarray(vectors[lo : lo + 200_000], dtype=np.float32)
+        drop_pages(vectors)
         if (block.min(axis=0) < vmin).any() or (block.max(axis=0) > vmax).any():
             return False
     return True

@@ -225,6 +225,21 @@ class SparseBm25:
         return out
 
 
+def drop_pages(array: Any) -> None:
+    """Write back a memory-mapped array's dirty pages and drop them from this process's resident set.
+
+    The pages stay in the OS page cache; without this, a build that scatters into (or reads through) multi-GB
+    mapped files counts every page it touched in its RSS (6 GB of a 10M-passage BM25 build)."""
+    import mmap
+
+    buf = getattr(array, "_mmap", None)
+    if buf is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if hasattr(array, "flush"):
+        array.flush()
+    buf.madvise(mmap.MADV_DONTNEED)
+
+
 def _probe(idx: np.ndarray, data: np.ndarray, want: np.ndarray, dtype: Any) -> np.ndarray:
     """Each wanted passage's score in one term's postings (0 where absent), by binary search."""
     out = np.zeros(len(want), dtype=dtype)
@@ -329,6 +344,8 @@ class Bm25Writer:
             data[pos] = scores[order]
             indices[pos] = docs[order].astype(np.int32)
             heads += np.bincount(st, minlength=len(heads))
+            for m in (data, indices, terms_all, tfs_all):
+                drop_pages(m)
         data.flush()
         indices.flush()
         del data, indices, terms_all, tfs_all
