@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from leftqa.records import Passage, Sentence
+
+if TYPE_CHECKING:
+    from leftqa.index.manifest import IndexManifest
 
 SENTENCES_PER_PASSAGE = 3
 PASSAGES_PER_DOC = 100
@@ -135,10 +138,10 @@ def compose(n: int, pool_size: int, seed: int = 11) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, pool_size, size=(n, SENTENCES_PER_PASSAGE))
 
 
-def synthetic_passages(ids: np.ndarray, pool: list[str]) -> list[Passage]:
-    """Passage records (ids, offsets and sentences like real ones) for composed pool sentence ids."""
+def synthetic_passages(ids: np.ndarray, pool: list[str], first: int = 0) -> list[Passage]:
+    """Passage records (ids, offsets and sentences like real ones) for composed pool sentence ids (numbered from `first`)."""
     out = []
-    for i, row in enumerate(ids):
+    for i, row in enumerate(ids, start=first):
         sentences, local, pos = [], [], 0
         for sid in row:
             text = pool[int(sid)]
@@ -180,8 +183,11 @@ def pool_vectors(pool: list[str], model: str, cache: Path) -> np.ndarray:
     return vecs
 
 
-def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, ann_threshold: int, chunking: dict[str, int]) -> dict[str, Any]:
-    """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds."""
+def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, ann_threshold: int, chunking: dict[str, int], compact: bool = False, without_dense: bool = False) -> dict[str, Any]:
+    """Build a synthetic index of `n` passages at `out` with the real build code; stage timings in seconds.
+
+    `compact`: the compact layout's streamed writer (chunks of passages, their vectors and terms), as
+    `build_index` uses from COMPACT_THRESHOLD passages on; otherwise `Index.build` + `save` in memory."""
     import faiss
 
     from leftqa.index.store import Chunking, Index, IndexManifest
@@ -192,6 +198,10 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
     vecs = pool_vectors(pool, model, cache)
     t_pool = time.perf_counter() - t0
     ids = compose(n, pool_size)
+    manifest = IndexManifest(model=model, embedder=model, chunking=Chunking.from_dict(chunking), corpus_dir="(synthetic)", corpus_fingerprint=f"synthetic-{n}-{pool_size}",
+                             extra={"synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}})  # fmt: skip
+    if compact:
+        return _build_synthetic_compact(out, ids, pool, vecs, manifest, {"pool_s": round(t_pool, 1)}, without_dense)
     passages = synthetic_passages(ids, pool)
     t_text = time.perf_counter() - t0 - t_pool
     calls = iter([_passage_vectors(ids, vecs), lambda: vecs[ids.reshape(-1)]])
@@ -200,8 +210,6 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
         step = next(calls)
         return step() if callable(step) else step
 
-    manifest = IndexManifest(model=model, embedder=model, chunking=Chunking.from_dict(chunking), corpus_dir="(synthetic)", corpus_fingerprint=f"synthetic-{n}-{pool_size}",
-                             extra={"synthetic": {"passages": n, "pool_sentences": pool_size, "vectors": "passage = normalised mean of real sentence vectors"}})  # fmt: skip
     t1 = time.perf_counter()
     index = Index.build(passages, embed, manifest, ann_threshold=ann_threshold)
     t_build = time.perf_counter() - t1
@@ -209,6 +217,58 @@ def build_synthetic(out: Path, n: int, pool_size: int, model: str, cache: Path, 
     t_save = time.perf_counter() - t1 - t_build
     return {"pool_s": round(t_pool, 1), "text_s": round(t_text, 1), "index_build_s": round(t_build, 1), "save_s": round(t_save, 1),
             "dense_index": index.manifest.dense_index, "dense_params": index.manifest.dense_params}  # fmt: skip
+
+
+def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: np.ndarray, manifest: IndexManifest, report: dict[str, Any], without_dense: bool = False) -> dict[str, Any]:
+    """The synthetic index through `CompactWriter`: passages, vectors and terms made and written chunk by chunk.
+
+    `without_dense` stops before the FAISS index (for a measurement of everything else at a size whose HNSW
+    build would not finish in time): the files stay in the writer's temporary folder, renamed to `out`."""
+    from leftqa.index.compact import CHUNK, CompactWriter
+
+    t1 = time.perf_counter()
+    writer = CompactWriter(out, int(vecs.shape[1]), log=lambda m: print(f"[{time.perf_counter() - t1:.0f}s] {m}", file=sys.stderr, flush=True))
+    make_s = 0.0
+    try:
+        for lo in range(0, len(ids), CHUNK):
+            t = time.perf_counter()
+            part = ids[lo : lo + CHUNK]
+            passages = synthetic_passages(part, pool, first=lo)
+            pvecs, svecs = _passage_vectors(part, vecs), vecs[part.reshape(-1)]
+            make_s += time.perf_counter() - t  # stands in for reading, chunking and embedding: not the index's work
+            writer.add(passages, pvecs, svecs)
+            if (lo // CHUNK) % 20 == 0:
+                print(f"[{time.perf_counter() - t1:.0f}s] {lo + len(part):,} passages written", file=sys.stderr, flush=True)
+        if without_dense:
+            writer.seal()
+            os.replace(writer.tmp, out)
+            return {**report, "text_and_vectors_s": round(make_s, 1), "index_build_s_without_dense": round(time.perf_counter() - t1 - make_s, 1),
+                    "stages_s": {k: round(v, 1) for k, v in writer.timings.items()}, "layout": "compact (sealed, no FAISS index)"}  # fmt: skip
+        final = writer.finish(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    total = time.perf_counter() - t1
+    return {**report, "text_and_vectors_s": round(make_s, 1), "index_build_s": round(total - make_s, 1), "save_s": 0.0,
+            "stages_s": {k: round(v, 1) for k, v in writer.timings.items()}, "layout": "compact",
+            "dense_index": final.dense_index, "dense_params": final.dense_params}  # fmt: skip
+
+
+def exact_top(ids: np.ndarray, vecs: np.ndarray, queries: np.ndarray, k: int = 10, block: int = 500_000) -> np.ndarray:
+    """Exact top-k passage ids per query over the synthetic passages' float32 vectors, regenerated block by block
+    (a compact index keeps only quantised codes; a 10M float32 matrix would not fit next to it)."""
+    import faiss
+
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for lo in range(0, len(ids), block):
+        flat = faiss.IndexFlatIP(vecs.shape[1])
+        flat.add(_passage_vectors(ids[lo : lo + block], vecs))
+        s, i = flat.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        s_all, i_all = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, i + lo], axis=1)
+        order = np.argsort(-s_all, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(s_all, order, 1), np.take_along_axis(i_all, order, 1)
+    return best_i
 
 
 def _passage_vectors(ids: np.ndarray, vecs: np.ndarray) -> np.ndarray:
@@ -219,14 +279,27 @@ def _passage_vectors(ids: np.ndarray, vecs: np.ndarray) -> np.ndarray:
     return out
 
 
-def ann_recall(index_dir: Path, queries: np.ndarray, k: int = 10) -> dict[str, Any]:
-    """Recall@k of the index's dense search against exact search over its own vectors, and ms per query of each."""
+def ann_recall(index_dir: Path, queries: np.ndarray, k: int = 10, truth: np.ndarray | None = None) -> dict[str, Any]:
+    """Recall@k of the index's dense search against exact search, and ms per query of each.
+
+    Exact search runs over the index's own vectors, or `truth` gives each query's exact top k over the original
+    float32 vectors (for a compact index, whose own vectors are quantised); then no exact latency is measured."""
     import faiss
 
     from leftqa.index.store import Index
 
     index = Index.load(index_dir, verify=False)
     faiss.omp_set_num_threads(1)
+    if truth is not None:
+        hits, ann_ms = 0, []
+        for q, t in zip(queries, truth):
+            t0 = time.perf_counter()
+            _, a = index.dense.search(np.ascontiguousarray(q.reshape(1, -1), dtype=np.float32), k)
+            ann_ms.append((time.perf_counter() - t0) * 1000)
+            hits += len(set(a[0].tolist()) & set(t[:k].tolist()))
+        return {"recall_at_10": round(hits / (k * len(queries)), 4), "ann_ms": percentiles(ann_ms), "exact_ms": None,
+                "truth": "exact inner product over the original float32 passage vectors",
+                "dense_index": index.manifest.dense_index, "dense_params": index.manifest.dense_params, "queries": len(queries)}  # fmt: skip
     exact = faiss.IndexFlatIP(index.passage_vectors.shape[1])
     for lo in range(0, index.size, 100_000):
         exact.add(np.ascontiguousarray(index.passage_vectors[lo : lo + 100_000]))
@@ -248,21 +321,44 @@ def bm25_speed(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     """Queries per CPU second of our BM25 scorer and of bm25s's own get_scores on the same index, and whether equal."""
     import bm25s
 
-    from leftqa.index.store import BM25_DIR, Index
+    from leftqa.index.mapped import Bm25Scorer
+    from leftqa.index.store import BM25_DIR, TERMS
     from leftqa.text import terms
 
-    index = Index.load(index_dir, verify=False)
+    # The postings and terms alone (not Index.load), so a sealed folder without its FAISS index can be measured.
+    index = argparse.Namespace(bm25=Bm25Scorer.load(Path(index_dir) / BM25_DIR), doc_freq=json.loads((Path(index_dir) / TERMS).read_text("utf-8"))["doc_freq"])
     theirs = bm25s.BM25.load(str(Path(index_dir) / BM25_DIR), mmap=True)
     queries = [[t for t in terms(q) if t in index.doc_freq] for q in questions]
     queries = [q for q in queries if q]
     same = all(np.array_equal(index.bm25.get_scores(q), theirs.get_scores(q)) for q in queries[:20])  # also warms pages
+    from leftqa.index.postings import SparseBm25
+    from leftqa.qa.retrieve import top_k
+
+    sparse = SparseBm25(index.bm25)
+    same_sparse = True
+    for q in queries[:40]:  # top 100, their scores and the max, against the full score array
+        full = index.bm25.get_scores(q)
+        for s in (sparse.scores(q), sparse.top_scores(q, k=100)):
+            top = s.top(100)
+            same_sparse &= bool(np.array_equal(full[top], np.sort(full)[::-1][: len(top)]) and s.max() == float(full.max()))
+            same_sparse &= bool(np.array_equal(s.at(top), full[top]))
+
+    def full_top(q: list[str]) -> None:  # what retrieval did before: one score per passage, max, top 100
+        scores = index.bm25.get_scores(q)
+        scores.max()
+        top_k(scores, 100)
+
     speed = {}
-    for name, scorer in (("leftqa", index.bm25), ("bm25s_numpy", theirs)):
+    for name, fn in (("leftqa_full_array", lambda q: index.bm25.get_scores(q)), ("bm25s_numpy", lambda q: theirs.get_scores(q)),
+                     ("full_array_max_top100", full_top), ("postings_top100", lambda q: sparse.scores(q).top(100)),
+                     ("postings_pruned_top100", lambda q: sparse.top_scores(q, k=100).top(100))):  # fmt: skip
         t = time.process_time()
         for q in queries:
-            scorer.get_scores(q)
+            fn(q)
         speed[name] = round(len(queries) / max(time.process_time() - t, 1e-9), 1)
-    return {"queries_per_s": speed, "identical_scores": bool(same), "queries": len(queries)}
+    postings = sum(int(index.bm25.indptr[index.bm25.vocab_dict[t] + 1] - index.bm25.indptr[index.bm25.vocab_dict[t]]) for q in queries for t in q)
+    return {"queries_per_s": speed, "ms_per_query": {k: round(1000 / v, 2) for k, v in speed.items()}, "identical_scores": bool(same), "postings_top100_identical": same_sparse,
+            "postings_per_query": round(postings / max(len(queries), 1)), "queries": len(queries)}  # fmt: skip
 
 
 def plain_baseline(index_dir: Path, questions: Sequence[str], model: str) -> dict[str, Any]:
@@ -363,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--ann-threshold", type=int, default=None)
     b.add_argument("--min-words", type=int, default=40)
     b.add_argument("--max-words", type=int, default=150)
+    b.add_argument("--layout", choices=("auto", "exact", "compact"), default="auto", help="auto: compact from COMPACT_THRESHOLD passages on")
+    b.add_argument("--without-dense", action="store_true", help="compact: stop before the FAISS index (measures everything else)")
     c = sub.add_parser("compare-backends", help="eval headline metrics of the three embedding backends")
     c.add_argument("--corpus", default="corpus")
     c.add_argument("--cases", default="evals/tuning.jsonl")
@@ -383,7 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from leftqa.index.store import ANN_THRESHOLD
 
     threshold = ANN_THRESHOLD if args.ann_threshold is None else args.ann_threshold
-    report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words})
+    from leftqa.index.compact import COMPACT_THRESHOLD
+
+    compact = args.layout == "compact" or (args.layout == "auto" and args.passages >= COMPACT_THRESHOLD)
+    report = build_synthetic(Path(args.out), args.passages, args.pool, args.model, Path(args.cache), threshold, {"min_words": args.min_words, "max_words": args.max_words}, compact, args.without_dense)
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
 

@@ -272,7 +272,9 @@ def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, A
 
 def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[str, Any]:
     """Every measurement at one synthetic size."""
+    from leftqa.index.codes import LAYOUT
     from leftqa.index.embed import load_embedder
+    from leftqa.index.store import read_manifest
 
     index_dir, build = synthetic_index(n, args)
     pool_size = 400 if args.smoke else 20_000
@@ -282,13 +284,18 @@ def measure_synthetic(n: int, args: argparse.Namespace, nowhere: Path) -> dict[s
     row: dict[str, Any] = {"size": f"{n:,}", "passages": n, "synthetic": True, "build_index_part": build}
     row["warm_ask"] = warm_asks(index_dir, nowhere, args.model, questions)
     qvecs = load_embedder(args.model).encode(bench.synthetic_questions(ids, pool, args.recall_queries, seed=17))
-    row["ann"] = bench.ann_recall(index_dir, qvecs)
+    compact = read_manifest(index_dir).layout == LAYOUT
+    # A compact index keeps only quantised vectors: recall is measured against exact search over the originals.
+    truth = bench.exact_top(ids, bench.pool_vectors(pool, args.model, Path(args.cache)), qvecs) if compact else None
+    row["ann"] = bench.ann_recall(index_dir, qvecs, truth=truth)
     row["bm25"] = bench.bm25_speed(index_dir, questions)
     row["plain_script"] = bench.plain_baseline(index_dir, questions, args.model)
     row["cold_start"] = cold_start(index_dir, nowhere, args.model, args.cold_repeats)
     if args.http:
         row["http"] = http_latency(index_dir, nowhere, args.model, questions)
     row["index_mb"] = round(bench.dir_bytes(index_dir) / 2**20, 1)
+    row["index_bytes_per_passage"] = round(bench.dir_bytes(index_dir) / n)
+    row["index_files_bytes_per_passage"] = {f.relative_to(index_dir).as_posix(): round(f.stat().st_size / n) for f in sorted(index_dir.rglob("*")) if f.is_file() and f.stat().st_size > n}
     return row
 
 

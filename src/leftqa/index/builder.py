@@ -17,6 +17,7 @@ import numpy as np
 from leftqa.config import Settings
 from leftqa.errors import CorpusError, IndexLockedError, IndexMissingError, IndexWriteError, LeftQAError, SourceError
 from leftqa.files import atomic_write_bytes
+from leftqa.index import compact
 from leftqa.index.embed import Embedder, load_embedder
 from leftqa.index.store import MANIFEST, Chunking, DocumentEntry, Index, IndexManifest, SkippedEntry, read_manifest, recover, verify_files
 from leftqa.ingest.chunking import chunk_document
@@ -163,6 +164,8 @@ class _VectorCache:
         self._rows: dict[bytes, tuple[int, int]] = {}  # sha256 of a text -> (source, row)
         self.dim = 0
         self.missed: set[str] = set()
+        self._seeded = 0  # sources from the previous index; later ones are fresh batches `release` may drop
+        self._fresh: list[bytes] = []
 
     def seed(self, previous: Index) -> None:
         """Offer every passage and sentence vector of a loaded previous index for reuse."""
@@ -175,6 +178,7 @@ class _VectorCache:
             for sentence in p.sentences:
                 self._rows.setdefault(_key(sentence.text), (s_src, row))
                 row += 1
+        self._seeded = len(self._sources)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [_key(t) for t in texts]
@@ -190,6 +194,7 @@ class _VectorCache:
             for i, (k, t) in enumerate(todo.items()):
                 self._rows[k] = (len(self._sources) - 1, i)
                 self.missed.add(t)
+            self._fresh += todo
             self.dim = int(vecs.shape[1])
             if len(todo) == len(texts):  # every text new and distinct: the batch is the answer, in order
                 return np.ascontiguousarray(vecs, dtype=np.float32)
@@ -201,6 +206,13 @@ class _VectorCache:
             mask = where[:, 0] == source
             out[mask] = self._sources[int(source)][where[mask, 1]]
         return out
+
+    def release(self) -> None:
+        """Forget the vectors embedded so far (a chunked build has written them), so memory stays bounded."""
+        for k in self._fresh:
+            self._rows.pop(k, None)
+        self._fresh = []
+        del self._sources[self._seeded :]
 
     def _load(self) -> Embedder:
         if self._embedder is None:
@@ -327,12 +339,20 @@ def build_index(
             skipped=tuple(skipped),
         )
 
-        index = Index.build(passages, cache, manifest)
-        index.manifest = replace(index.manifest, build=backend.describe() if backend is not None else {"engine": "local"})
-        say(f"writing index to {index_dir}")
+        def where(m: IndexManifest) -> IndexManifest:  # after embedding: a Ray backend reports the workers and batches it used
+            return replace(m, build=backend.describe() if backend is not None else {"engine": "local"})
+
         extras = _extra_files(index_dir, old)
         try:
-            index.save(index_dir)
+            if len(passages) >= compact.COMPACT_THRESHOLD:  # large: quantised layout, embedded and written in chunks
+                say(f"building a compact index at {index_dir}")
+                written = compact.write_compact(index_dir, passages, cache, manifest, previous, say, late=where)
+            else:
+                index = Index.build(passages, cache, manifest)
+                index.manifest = where(index.manifest)
+                say(f"writing index to {index_dir}")
+                index.save(index_dir)
+                written = index.manifest
         except OSError as exc:
             raise IndexWriteError(f"cannot write the index to {index_dir} ({exc.strerror or exc}); the previous index is unchanged") from None
         for name, data in extras.items():
@@ -341,7 +361,7 @@ def build_index(
     embedded = len(cache.missed & passage_texts)
     added, changed, unchanged = _diff(docs, old_docs)
     return BuildReport(
-        documents=len(docs), passages=len(passages), sentences=index.manifest.sentences, embedded=embedded,
+        documents=len(docs), passages=len(passages), sentences=written.sentences, embedded=embedded,
         seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir), added=added, changed=changed,
         removed=len(set(old_docs) - {d.doc_id for d in docs}), unchanged=unchanged,
         embedded_sentences=len(cache.missed) - embedded, notes=tuple(notes),

@@ -3,7 +3,10 @@
 Loading is cheap at any size: vectors, BM25 postings and the FAISS codes are memory-mapped, and passages are
 decoded from the JSONL only when a query touches them (through a line-offset table), so a 1M-passage index
 opens in seconds and keeps only what queries read in memory. The dense index is exact (flat inner product)
-below ANN_THRESHOLD passages and HNSW above it; the manifest records which, with its parameters.
+below ANN_THRESHOLD passages and HNSW above it; the manifest records which, with its parameters. From
+`compact.COMPACT_THRESHOLD` passages on, `build_index` writes the compact layout instead (quantised vectors:
+index/compact.py writes it, index/codes.py reads it for `Index.load`); the manifest's `layout` says which.
+The manifest's typed records are in index/manifest.py (imported from here too).
 """
 
 from __future__ import annotations
@@ -14,23 +17,23 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import numpy as np
 
 from leftqa import __version__
 from leftqa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from leftqa.files import file_sha256
+from leftqa.index.codes import LAYOUT, load_compact
 from leftqa.index.embed import split_backend
+from leftqa.index.manifest import FORMAT, FORMAT_VERSION, Chunking, DocumentEntry, FileEntry, IndexManifest, SkippedEntry  # noqa: F401 (re-exported)
 from leftqa.index.mapped import Bm25Scorer, PassageStore, line_offsets, mapped_array
 from leftqa.records import Passage
 from leftqa.text import terms
 
-FORMAT = "leftqa-index"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 PASSAGE_OFFSETS = "passage_offsets.npy"  # byte offset of each JSONL line (+ end); optional for older indexes
@@ -60,231 +63,6 @@ def ef_search(n: int) -> int:
 # vector file would take longer than everything else a load does); smaller files by their full sha256.
 FULL_HASH_LIMIT = 64 << 20
 EDGE = 1 << 20
-
-
-# -- the manifest --------------------------------------------------------------------------------------------
-# manifest.json as typed records, read and checked in one place (`read_manifest`). Keys this version does not
-# know (from newer or older writers) are kept in `extra` and written back; optional keys absent from a manifest
-# are None here and stay absent when it is written.
-
-T = TypeVar("T")
-_REQUIRED: Any = object()
-
-
-class _Fields:
-    """One JSON object of a manifest, read field by field; IndexCorruptError names the first malformed field."""
-
-    def __init__(self, data: object, where: str) -> None:
-        if not isinstance(data, dict):
-            raise _malformed(where or "the manifest", "an object", data)
-        self._data, self._prefix, self._known = data, f"{where}." if where else "", set()
-
-    def get(self, key: str, parse: Callable[[object, str], T], default: T = _REQUIRED) -> T:
-        self._known.add(key)
-        if key in self._data:
-            return parse(self._data[key], self._prefix + key)
-        if default is _REQUIRED:
-            raise IndexCorruptError(f"{self._prefix}{key} is missing")
-        return default
-
-    def extra(self) -> dict[str, object]:
-        """The keys not read by `get`, in their order."""
-        return {k: v for k, v in self._data.items() if k not in self._known}
-
-
-def _malformed(where: str, expected: str, value: object) -> IndexCorruptError:
-    return IndexCorruptError(f"{where} should be {expected}, not {json.dumps(value, ensure_ascii=False)[:80]}")
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise _malformed(where, "a string", value)
-    return value
-
-
-def _count(value: object, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _malformed(where, "an integer", value)
-    return value
-
-
-def _object(value: object, where: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise _malformed(where, "an object", value)
-    return value
-
-
-def _counts(value: object, where: str) -> dict[str, int]:
-    return {k: _count(v, f"{where}.{k}") for k, v in _object(value, where).items()}
-
-
-def _list_of(parse: Callable[[object, str], T]) -> Callable[[object, str], tuple[T, ...]]:
-    def parse_list(value: object, where: str) -> tuple[T, ...]:
-        if not isinstance(value, list):
-            raise _malformed(where, "a list", value)
-        return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
-
-    return parse_list
-
-
-def _present(fields: dict[str, object]) -> dict[str, object]:
-    """The fields that are not None (absent from the manifest read, or not set)."""
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Chunking:
-    """The passage sizes an index was chunked with (`Settings.chunking()`)."""
-
-    min_words: int
-    max_words: int
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: object, where: str = "chunking") -> "Chunking":
-        f = _Fields(data, where)
-        return cls(f.get("min_words", _count), f.get("max_words", _count), f.extra())
-
-    def to_dict(self) -> dict[str, object]:
-        return {"min_words": self.min_words, "max_words": self.max_words, **self.extra}
-
-
-@dataclass(frozen=True)
-class DocumentEntry:
-    """One source file in the index: its id (path in the corpus), what was read from it, and its passage count."""
-
-    doc_id: str
-    title: str = ""
-    fingerprint: str = ""  # of the extracted text
-    sha256: str = ""  # of the file ("" in manifests of builders that did not record it)
-    source: str = ""  # the URL of a downloaded page, else ""
-    passages: int = 0
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: object, where: str) -> "DocumentEntry":
-        f = _Fields(data, where)
-        return cls(
-            f.get("doc_id", _text), f.get("title", _text, ""), f.get("fingerprint", _text, ""), f.get("sha256", _text, ""),
-            f.get("source", _text, ""), f.get("passages", _count, 0), f.extra(),
-        )  # fmt: skip
-
-    def to_dict(self) -> dict[str, object]:
-        return {"doc_id": self.doc_id, "title": self.title, "fingerprint": self.fingerprint, "sha256": self.sha256,
-                "source": self.source, "passages": self.passages, **self.extra}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SkippedEntry:
-    """A source file the build could not read, and the warning it gave."""
-
-    doc_id: str
-    sha256: str = ""
-    reason: str = ""
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: object, where: str) -> "SkippedEntry":
-        f = _Fields(data, where)
-        return cls(f.get("doc_id", _text), f.get("sha256", _text, ""), f.get("reason", _text, ""), f.extra())
-
-    def to_dict(self) -> dict[str, object]:
-        return {"doc_id": self.doc_id, "sha256": self.sha256, "reason": self.reason, **self.extra}
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One index file's size and sha256 (and, above FULL_HASH_LIMIT, the sha256 of its edges)."""
-
-    bytes: int
-    sha256: str
-    edge_sha256: str | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: object, where: str) -> "FileEntry":
-        f = _Fields(data, where)
-        return cls(f.get("bytes", _count), f.get("sha256", _text), f.get("edge_sha256", _text, None), f.extra())
-
-    def to_dict(self) -> dict[str, object]:
-        return {**_present({"bytes": self.bytes, "sha256": self.sha256, "edge_sha256": self.edge_sha256}), **self.extra}
-
-
-def _files(value: object, where: str) -> dict[str, FileEntry]:
-    return {name: FileEntry.from_dict(meta, f"{where}[{name!r}]") for name, meta in _object(value, where).items()}
-
-
-@dataclass(frozen=True)
-class IndexManifest:
-    """manifest.json: what an index was built from and with, and the size and checksum of each of its files.
-
-    The caller of `Index.build` gives the first eight fields; `Index.build` sets format to dense_params, the
-    builder `build`, and `Index.save` created and files. `to_dict` writes the keys in this order (`extra` after
-    `skipped`), leaving out the None ones.
-    """
-
-    model: str
-    embedder: str
-    chunking: Chunking
-    pipeline: str | None = None  # `builder.pipeline_key()`: passages are reused only while it is unchanged
-    corpus_dir: str | None = None
-    corpus_fingerprint: str | None = None
-    documents: tuple[DocumentEntry, ...] = ()
-    skipped: tuple[SkippedEntry, ...] | None = None  # None: not recorded (synthetic benchmark indexes, old builders)
-    format: str = FORMAT
-    format_version: int = FORMAT_VERSION
-    leftqa_version: str | None = None
-    backend: str | None = None  # embedding backend (onnx, onnx-int8, torch, hash...)
-    dimension: int = 0
-    passages: int = 0
-    sentences: int = 0
-    dense_index: str | None = None  # flat-ip or hnsw32-ip
-    dense_params: Mapping[str, int] | None = None
-    build: Mapping[str, object] | None = None  # where the build ran (`BuildBackend.describe()`)
-    created: str | None = None
-    files: Mapping[str, FileEntry] | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: object) -> "IndexManifest":
-        """Read parsed manifest.json; IndexCorruptError naming the first malformed field."""
-        f = _Fields(data, "")
-        return cls(
-            model=f.get("model", _text), embedder=f.get("embedder", _text), chunking=f.get("chunking", Chunking.from_dict),
-            pipeline=f.get("pipeline", _text, None), corpus_dir=f.get("corpus_dir", _text, None),
-            corpus_fingerprint=f.get("corpus_fingerprint", _text, None),
-            documents=f.get("documents", _list_of(DocumentEntry.from_dict), ()),
-            skipped=f.get("skipped", _list_of(SkippedEntry.from_dict), None),
-            format=f.get("format", _text), format_version=f.get("format_version", _count),
-            leftqa_version=f.get("leftqa_version", _text, None), backend=f.get("backend", _text, None),
-            dimension=f.get("dimension", _count, 0), passages=f.get("passages", _count, 0), sentences=f.get("sentences", _count, 0),
-            dense_index=f.get("dense_index", _text, None), dense_params=f.get("dense_params", _counts, None),
-            build=f.get("build", _object, None), created=f.get("created", _text, None), files=f.get("files", _files, None),
-            extra=f.extra(),
-        )  # fmt: skip
-
-    def to_dict(self) -> dict[str, object]:
-        """manifest.json's content, keys in the order they have always been written."""
-        head = {
-            "model": self.model, "embedder": self.embedder, "chunking": self.chunking.to_dict(), "pipeline": self.pipeline,
-            "corpus_dir": self.corpus_dir, "corpus_fingerprint": self.corpus_fingerprint,
-            "documents": [d.to_dict() for d in self.documents],
-            "skipped": None if self.skipped is None else [s.to_dict() for s in self.skipped],
-        }  # fmt: skip
-        files = None if self.files is None else {name: meta.to_dict() for name, meta in self.files.items()}
-        tail = {
-            "format": self.format, "format_version": self.format_version, "leftqa_version": self.leftqa_version,
-            "backend": self.backend, "dimension": self.dimension, "passages": self.passages, "sentences": self.sentences,
-            "dense_index": self.dense_index, "dense_params": None if self.dense_params is None else dict(self.dense_params),
-            "build": None if self.build is None else dict(self.build), "created": self.created, "files": files,
-        }  # fmt: skip
-        return {**_present(head), **self.extra, **_present(tail)}
-
-    def digests(self) -> dict[str, str]:
-        """sha256 of each source file the index was built from, read or skipped, by doc_id."""
-        known = {d.doc_id: d.sha256 for d in self.documents}
-        known.update({s.doc_id: s.sha256 for s in self.skipped or ()})
-        return known
 
 
 def edge_sha256(path: Path) -> str:
@@ -377,20 +155,8 @@ class Index:
         dim = int(passage_vectors.shape[1]) if passage_vectors.ndim == 2 else 0
         spec = dense_spec(len(passages), ann_threshold)
         starts = _sentence_starts(passages)
-        manifest = replace(
-            manifest,
-            format=FORMAT,
-            format_version=FORMAT_VERSION,
-            leftqa_version=__version__,
-            backend=split_backend(manifest.model)[0],
-            dimension=dim,
-            passages=len(passages),
-            sentences=int(starts[-1]),
-            dense_index=spec["type"],
-            dense_params={k: v for k, v in spec.items() if k != "type"},
-        )
         return cls(
-            manifest=manifest,
+            manifest=with_contents(manifest, dim, len(passages), int(starts[-1]), spec),
             passages=passages,
             passage_vectors=passage_vectors,
             sentence_vectors=sentence_vectors,
@@ -424,16 +190,7 @@ class Index:
             faiss.write_index(self.dense, str(tmp / DENSE))
             (tmp / TERMS).write_text(json.dumps({"doc_freq": self.doc_freq}, ensure_ascii=False), encoding="utf-8")
             self.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
-            manifest = replace(
-                self.manifest,
-                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                files={f.relative_to(tmp).as_posix(): _file_entry(f) for f in files},
-            )
-            (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            _fsync_tree(tmp)
-            self.manifest = manifest
-            swap_in(tmp, path)
+            self.manifest = publish(tmp, path, self.manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -446,17 +203,23 @@ class Index:
         path = Path(path)
         recover(path)
         manifest = read_manifest(path)
+        if manifest.layout not in (None, LAYOUT):
+            raise IndexMismatchError(f"index layout {manifest.layout!r} is not one this version reads; {REBUILD_HINT}")
         if verify:
             verify_files(path, manifest)
         try:
             offsets_file = path / PASSAGE_OFFSETS
             offsets = np.load(offsets_file, allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
+            doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
+            if manifest.layout == LAYOUT:  # quantised vectors, written by leftqa.index.compact
+                starts = np.load(path / SENTENCE_STARTS, allow_pickle=False)
+                passages, passage_vectors, sentence_vectors, dense, bm25 = load_compact(path, manifest, offsets, PASSAGES, DENSE, BM25_DIR)
+                return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
             passages = PassageStore(path / PASSAGES, offsets)
             starts_file = path / SENTENCE_STARTS
             starts = np.load(starts_file, allow_pickle=False) if starts_file.exists() else _sentence_starts(passages)
             passage_vectors = mapped_array(path / PASSAGE_VECTORS)
             sentence_vectors = mapped_array(path / SENTENCE_VECTORS)
-            doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
             # Memory-mapped codes: the OS pages vectors in as searches touch them, and shares them between processes.
             dense = faiss.read_index(str(path / DENSE), faiss.IO_FLAG_MMAP_IFC)
             if hasattr(dense, "hnsw"):
@@ -465,6 +228,11 @@ class Index:
             bm25 = Bm25Scorer.load(path / BM25_DIR)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorruptError(f"index at {path} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); {REBUILD_HINT}") from None
+        return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
+
+    @classmethod
+    def _checked(cls, path: Path, manifest: IndexManifest, passages: Sequence, passage_vectors: Any, sentence_vectors: Any,
+                 starts: np.ndarray, doc_freq: dict[str, int], dense: Any, bm25: Any) -> "Index":  # fmt: skip
         n = len(passages)
         if (
             len(starts) != n + 1
@@ -495,6 +263,30 @@ class Index:
             raise IndexMismatchError(f"the index was built with chunking {m.chunking.to_dict()} but {chunking} is configured; {REBUILD_HINT}")
         if corpus_fingerprint is not None and m.corpus_fingerprint != corpus_fingerprint:
             raise IndexMismatchError(f"the corpus changed since the index was built; {REBUILD_HINT}")
+
+
+def with_contents(manifest: IndexManifest, dim: int, passages: int, sentences: int, spec: dict[str, Any]) -> IndexManifest:
+    """`manifest` (what the passages came from) with what an index of them holds: format, sizes and dense index."""
+    return replace(
+        manifest, format=FORMAT, format_version=FORMAT_VERSION, leftqa_version=__version__,
+        backend=split_backend(manifest.model)[0], dimension=dim, passages=passages, sentences=sentences,
+        dense_index=spec["type"], dense_params={k: v for k, v in spec.items() if k != "type"},
+    )  # fmt: skip
+
+
+def publish(tmp: Path, path: Path, manifest: IndexManifest) -> IndexManifest:
+    """Write `manifest`, with the time and every file of the folder `tmp` (size, sha256), into `tmp`, then swap
+    `tmp` in at `path`; returns the manifest as written."""
+    files = sorted(p for p in tmp.rglob("*") if p.is_file())
+    manifest = replace(
+        manifest,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        files={f.relative_to(tmp).as_posix(): _file_entry(f) for f in files},
+    )
+    (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _fsync_tree(tmp)
+    swap_in(tmp, path)
+    return manifest
 
 
 def _file_entry(f: Path) -> FileEntry:

@@ -9,6 +9,7 @@ import numpy as np
 from leftqa.config import MODES
 from leftqa.errors import ConfigError
 from leftqa.index.embed import Embedder
+from leftqa.index.postings import lexical_bm25
 from leftqa.index.store import Index
 from leftqa.qa.features import QueryTerms, Vocabulary, answer_type, mid_sentence_names, type_match
 from leftqa.records import Hit
@@ -183,11 +184,9 @@ class Retriever:
         if qvec is None:
             qvec = self.query_vector(question, context) if context else self.encode(query)
         qvec = np.ascontiguousarray(qvec, dtype=np.float32)
-        bm25_all = self.bm25_scores(term_list)
-        if context_list:
-            bm25_all = bm25_all + CONTEXT_WEIGHT * self.bm25_scores(context_list)
-        top_bm25 = float(bm25_all.max()) if n else 0.0
-        bm25_norm_all = bm25_all / top_bm25 if top_bm25 > 0 else bm25_all
+        # Only the passages in the query terms' postings are scored (bit-identical to the full score arrays).
+        lexical_scores = lexical_bm25(self.index, term_list, context_list, CONTEXT_WEIGHT, max(k, CANDIDATES))
+        top_bm25 = lexical_scores.max() if n else 0.0
         pool = max(k, CANDIDATES)
         if n:
             _, ids = self.index.dense.search(qvec.reshape(1, -1), min(pool, n))
@@ -195,18 +194,19 @@ class Retriever:
         else:
             dense_ids = np.zeros(0, dtype=np.int64)
         if mode == "bm25":
-            cand = top_k(bm25_all, pool)
+            cand = lexical_scores.top(pool, fill=True)
         elif mode == "dense":
             cand = dense_ids
         else:
-            lexical = top_k(bm25_all, pool)
-            lexical = lexical[bm25_all[lexical] > 0]
+            lexical = lexical_scores.top(pool)
+            lexical = lexical[lexical_scores.at(lexical) > 0]
             cand = np.unique(np.concatenate([lexical, dense_ids]))
         dense = np.asarray(self.index.passage_vectors[cand] @ qvec, dtype=np.float32) if len(cand) else np.zeros(0, np.float32)
         sentence = self.best_sentence(cand, qvec)
-        bm25n = bm25_norm_all[cand].astype(np.float32)
+        bm25_cand = lexical_scores.at(cand)
+        bm25n = (bm25_cand / top_bm25 if top_bm25 > 0 else bm25_cand).astype(np.float32)
         if mode == "bm25":
-            scores = bm25_all[cand].astype(np.float32)
+            scores = bm25_cand.astype(np.float32)
         elif mode == "dense":
             scores = dense
         else:

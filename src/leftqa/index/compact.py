@@ -1,0 +1,274 @@
+"""The compact index layout for large corpora, written in bounded memory and read memory-mapped.
+
+What differs from the exact layout (`store.py`), and why (measurements in docs/scaling.md):
+- each passage vector is stored once, as the 8-bit scalar-quantised codes inside the FAISS index (HNSW over
+  SQ8 codes); queries that need a candidate's vector decode it from there (`codes.py` reads the layout);
+- sentence vectors are int8 with one float32 scale per vector (absmax / 127): a quarter of float32, and
+  decoding then re-encoding gives the same codes, so incremental builds that reuse vectors do not drift;
+- passages are JSONL without the sentence texts (each is a slice of the passage text, kept as offsets);
+- BM25 postings come from `postings.Bm25Writer` (bm25s's files and scores, written from streamed chunks).
+
+`CompactWriter` takes passages with their vectors in chunks and keeps only per-passage counters in memory
+(offsets, lengths); vectors and postings go to files as they come. Everything is written into a temporary
+folder with a manifest of sha256 checksums, then swapped in as `Index.save` does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from leftqa.errors import IndexCorruptError
+from leftqa.index.codes import LAYOUT, SENTENCE_CODES, SENTENCE_SCALES, passage_to_compact, quantise
+from leftqa.index.manifest import IndexManifest
+from leftqa.index.postings import Bm25Writer, drop_pages
+from leftqa.records import Passage
+from leftqa.text import terms
+
+HEADER = 128  # bytes reserved for a streamed .npy header (rewritten with the final shape at the end)
+CHUNK = 50_000  # passages embedded and written per step of a streamed build
+# Recall@10 against exact search, single-thread ms per query and build time of the candidates on the synthetic
+# benchmark vectors (benchmarks/ann_choice.py, docs/scaling.md) decided these parameters: HNSW32 over SQ8 codes
+# reached 0.968 at 200K (efSearch 1024, 7 ms) and 0.9635 at 1M (2048, 23 ms); IVF-SQ8 stayed at 0.86 scanning
+# 15% of the lists, HNSW16 at 0.88. 4096 above 3M is an extrapolation (0.9765 at 1M), not measured at 10M.
+COMPACT_THRESHOLD = 50_000  # below this many passages the exact layout (float32, flat search) is kept
+HNSW_M, EF_CONSTRUCTION = 32, 40
+EF_SEARCH = ((300_000, 1024), (3_000_000, 2048), (10**12, 4096))
+
+
+def compact_spec(n: int) -> dict[str, Any]:
+    """The dense index of a compact layout of `n` passages: its type (which names the SQ8 quantiser) and integer
+    parameters, the manifest's `dense_index` and `dense_params`."""
+    ef = next(e for limit, e in EF_SEARCH if n < limit)
+    return {"type": f"hnsw{HNSW_M}-sq8-ip", "M": HNSW_M, "efConstruction": EF_CONSTRUCTION, "efSearch": ef}
+
+
+class _StreamedNpy:
+    """A 2-D .npy written row block by row block; its header gets the final row count at `close`."""
+
+    def __init__(self, path: Path, dtype: Any, width: int | None) -> None:
+        self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
+        self._f = path.open("wb")
+        self._f.write(b"\0" * HEADER)
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        self._f.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        shape = (self.rows, self.width) if self.width else (self.rows,)
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape})
+        header = buf.getvalue()
+        if len(header) != HEADER:
+            raise IndexCorruptError(f"cannot write the header of {self.path.name} ({len(header)} bytes)")
+        self._f.seek(0)
+        self._f.write(header)
+        self._f.close()
+
+
+class CompactWriter:
+    """Streams passages and their vectors into a compact index folder; `finish` builds FAISS/BM25 and swaps it in."""
+
+    def __init__(self, path: Path, dim: int, sq_trained: np.ndarray | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self.work = self.tmp / ".work"  # scratch files, deleted before the manifest lists the folder
+        self.work.mkdir()
+        self.dim = dim
+        self.sq_trained = sq_trained
+        self.say = log or (lambda _m: None)
+        self._passages = (self.tmp / "passages.jsonl").open("wb")
+        self._offsets: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        self._counts: list[np.ndarray] = []
+        self._end = 0
+        self._codes = _StreamedNpy(self.tmp / SENTENCE_CODES, np.int8, dim)
+        self._scales = _StreamedNpy(self.tmp / SENTENCE_SCALES, np.float32, None)
+        self._pvecs = (self.work / "passage_vectors.f32").open("wb")  # float32, only until FAISS is built
+        self.bm25 = Bm25Writer(self.tmp / "bm25", self.work)
+        self.passages = self.sentences = 0
+        self.timings: dict[str, float] = {}
+
+    def add(self, passages: Sequence[Passage], passage_vectors: np.ndarray, sentence_vectors: np.ndarray, token_lists: Iterable[list[str]] | None = None) -> None:
+        """Append passages with their vectors (one row each) and their sentences' vectors (in passage order)."""
+        t0 = time.perf_counter()
+        lines = [(json.dumps(passage_to_compact(p), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8") for p in passages]
+        lengths = np.fromiter((len(b) for b in lines), dtype=np.int64, count=len(lines))
+        self._passages.write(b"".join(lines))
+        self._offsets.append(self._end + np.cumsum(lengths))
+        self._end += int(lengths.sum())
+        counts = np.fromiter((len(p.sentences) for p in passages), dtype=np.int64, count=len(passages))
+        if len(passage_vectors) != len(passages) or len(sentence_vectors) != int(counts.sum()):
+            raise IndexCorruptError("vectors do not match the passages they were given with")
+        self._counts.append(counts)
+        codes, scales = quantise(sentence_vectors)
+        self._codes.write(codes)
+        self._scales.write(scales)
+        self._pvecs.write(np.ascontiguousarray(passage_vectors, dtype=np.float32).tobytes())
+        t1 = time.perf_counter()
+        self.bm25.add(token_lists if token_lists is not None else (terms(p.text) for p in passages))
+        self.passages += len(passages)
+        self.sentences += int(counts.sum())
+        self.timings["write_s"] = self.timings.get("write_s", 0.0) + (t1 - t0)
+        self.timings["terms_s"] = self.timings.get("terms_s", 0.0) + (time.perf_counter() - t1)
+
+    def seal(self) -> None:
+        """Close the streamed files and write the offsets, sentence starts, BM25 postings and terms (no FAISS yet)."""
+        from leftqa.index.store import PASSAGE_OFFSETS, SENTENCE_STARTS, TERMS
+
+        self._passages.close()
+        self._codes.close()
+        self._scales.close()
+        self._pvecs.close()
+        np.save(self.tmp / PASSAGE_OFFSETS, np.concatenate(self._offsets), allow_pickle=False)
+        starts = np.zeros(self.passages + 1, dtype=np.int64)
+        if self._counts:
+            np.cumsum(np.concatenate(self._counts), out=starts[1:])
+        np.save(self.tmp / SENTENCE_STARTS, starts, allow_pickle=False)
+        t = time.perf_counter()
+        self.say(f"building BM25 postings of {self.passages} passages")
+        doc_freq = self.bm25.doc_freq()
+        self.bm25.finish()
+        (self.tmp / TERMS).write_text(json.dumps({"doc_freq": doc_freq}, ensure_ascii=False), encoding="utf-8")
+        self.timings["bm25_s"] = time.perf_counter() - t
+
+    def finish(self, manifest: IndexManifest, spec: dict[str, Any] | None = None) -> IndexManifest:
+        """Build the dense index and BM25, write the manifest with checksums and swap the folder in.
+
+        `manifest` describes the passages (model, chunking, documents...); the returned one, as written, adds
+        format to dense_params, `layout` and extra["quantisation"] (how vectors are stored), created and files."""
+        import faiss
+
+        from leftqa.index.store import DENSE, publish, with_contents
+
+        try:
+            self.seal()
+            t = time.perf_counter()
+            spec = spec or compact_spec(self.passages)
+            vectors = np.memmap(self.work / "passage_vectors.f32", dtype=np.float32, mode="r", shape=(self.passages, self.dim)) if self.passages else np.zeros((0, self.dim), np.float32)
+            self.say(f"building the {spec['type']} dense index")
+            dense, trained_again = build_compact_dense(vectors, spec, self.sq_trained)
+            del vectors
+            faiss.write_index(dense, str(self.tmp / DENSE))
+            self.timings["dense_s"] = time.perf_counter() - t
+            shutil.rmtree(self.work)
+            t = time.perf_counter()
+            quantisation = {
+                "passage_vectors": "sq8 codes inside the dense index (decoded on read)",
+                "sq_reused": not trained_again,  # the previous index's SQ8 ranges (every vector fitted them)
+                "sentence_vectors": "int8, one float32 scale per vector (absmax/127)",
+            }
+            manifest = with_contents(manifest, self.dim, self.passages, self.sentences, spec)
+            manifest = publish(self.tmp, self.path, replace(manifest, layout=LAYOUT, extra={**manifest.extra, "quantisation": quantisation}))
+            self.timings["files_s"] = time.perf_counter() - t
+            return manifest
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Delete the temporary folder (the index in place stays as it was)."""
+        for f in (self._passages, self._pvecs, self._codes._f, self._scales._f):
+            f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: np.ndarray | None = None) -> tuple[Any, bool]:
+    """(FAISS index over SQ8 codes, whether the quantiser was trained here); `sq_trained` reuses a previous one."""
+    import faiss
+
+    n, dim = vectors.shape
+    index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = int(spec["efConstruction"])
+    index.hnsw.efSearch = int(spec["efSearch"])
+    storage = faiss.downcast_index(index.storage)
+    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+    if trained_here:
+        # SQ8 ranges per dimension from a sample of at most 200K rows (taken by stride, so no copy of the whole set).
+        step = max(1, n // 200_000)
+        index.train(np.ascontiguousarray(vectors[::step], dtype=np.float32) if n else np.zeros((1, dim), np.float32))
+        drop_pages(vectors)
+    else:
+        # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
+        faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
+        storage.is_trained = True
+        index.is_trained = True
+    for lo in range(0, n, 100_000):
+        index.add(np.ascontiguousarray(vectors[lo : lo + 100_000], dtype=np.float32))
+        drop_pages(vectors)  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
+    return index, trained_here
+
+
+def _within(vectors: np.ndarray, trained: np.ndarray) -> bool:
+    """Whether every vector lies inside the per-dimension SQ8 ranges (vmin, vdiff): new texts outside them would
+    be clipped (by up to 0.07 on a small corpus's ranges), so then the quantiser is trained afresh instead."""
+    dim = vectors.shape[1]
+    # FAISS decodes code c to vmin + (c + 0.5) / 255 * vdiff: the top bucket lies half a step above vmax, and
+    # re-encodes to the same code, so a step of slack keeps reused vectors reusable.
+    step = trained[dim:] / 255
+    vmin, vmax = trained[:dim] - step, trained[:dim] + trained[dim:] + step
+    for lo in range(0, len(vectors), 200_000):
+        block = np.asarray(vectors[lo : lo + 200_000], dtype=np.float32)
+        drop_pages(vectors)
+        if (block.min(axis=0) < vmin).any() or (block.max(axis=0) > vmax).any():
+            return False
+    return True
+
+
+def sq_ranges(dense: Any) -> np.ndarray | None:
+    """The trained SQ8 ranges of a compact index's FAISS index (None for other index types)."""
+    import faiss
+
+    try:
+        storage = faiss.downcast_index(faiss.downcast_index(dense).storage)
+        return faiss.vector_to_array(storage.sq.trained).astype(np.float32)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def write_compact(
+    path: Path,
+    passages: Sequence[Passage],
+    embed: Callable[[list[str]], np.ndarray],
+    manifest: IndexManifest,
+    previous: Any = None,
+    log: Callable[[str], None] | None = None,
+    chunk: int = CHUNK,
+    late: Callable[[IndexManifest], IndexManifest] | None = None,
+) -> IndexManifest:
+    """Embed and write `passages` chunk by chunk as a compact index at `path`; returns the final manifest.
+
+    `late` completes the manifest with what is known only once everything is embedded (where the build ran)."""
+    writer: CompactWriter | None = None
+    try:
+        for lo in range(0, len(passages), chunk):
+            part = passages[lo : lo + chunk]
+            pvecs = embed([p.text for p in part])
+            svecs = embed([s.text for p in part for s in p.sentences])
+            if writer is None:
+                sq = sq_ranges(previous.dense) if previous is not None else None
+                writer = CompactWriter(path, int(pvecs.shape[1]), sq, log)
+            writer.add(part, pvecs, svecs)
+            release = getattr(embed, "release", None)  # the builder's vector cache drops what is now on disk
+            if release is not None:
+                release()
+        if writer is None:
+            raise IndexCorruptError("a compact index needs at least one passage")
+        return writer.finish(late(manifest) if late is not None else manifest)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise

@@ -1,0 +1,134 @@
+"""The compact layout (quantised vectors, streamed writer) against the exact layout of the same corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT
+
+from leftqa.config import Settings
+from leftqa.errors import IndexCorruptError, IndexMismatchError
+from leftqa.index import compact
+from leftqa.index.builder import build_index
+from leftqa.index.codes import Int8Rows, passage_from_compact, passage_to_compact, quantise
+from leftqa.index.store import Index, read_manifest, verify_files
+from leftqa.qa.assistant import Assistant
+
+QUERIES = ["Who led the Harbour Committee?", "When did the journeymen strike?", "stone breakwater", "apprentice masterpiece"]
+MORE = "The Quay Bell\n\n" + " ".join(["The quay bell rang at dawn to call the dock workers to the southern quay."] * 5) + "\n"
+
+
+@pytest.fixture
+def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, Settings]:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harbour.txt").write_text(HARBOUR_TXT, encoding="utf-8")
+    (corpus / "guild.md").write_text(GUILD_MD, encoding="utf-8")
+    exact = Settings(corpus_dir=corpus, index_dir=tmp_path / "exact", model=FAKE_MODEL, scorer="none")
+    small = exact.with_(index_dir=tmp_path / "compact")
+    build_index(exact)
+    monkeypatch.setattr(compact, "COMPACT_THRESHOLD", 1)
+    monkeypatch.setattr(compact, "CHUNK", 4)  # several chunks even on a tiny corpus
+    build_index(small)
+    return exact, small
+
+
+def test_quantise_round_trip_is_close_and_idempotent() -> None:
+    v = np.random.default_rng(1).normal(size=(50, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    codes, scales = quantise(v)
+    back = Int8Rows(codes, scales)[:]
+    assert np.abs(back - v).max() < 0.5 * scales.max() + 1e-7
+    again, scales2 = quantise(back)
+    assert np.array_equal(again, codes) and np.allclose(scales2, scales, rtol=1e-6, atol=0)
+
+
+def test_compact_passage_json_round_trip(pair: tuple[Settings, Settings]) -> None:
+    exact = Index.load(Path(pair[0].index_dir))
+    for p in exact.passages:
+        assert passage_from_compact(json.loads(json.dumps(passage_to_compact(p)))) == p
+
+
+def test_compact_index_matches_the_exact_one(pair: tuple[Settings, Settings]) -> None:
+    exact, small = (Index.load(Path(s.index_dir)) for s in pair)
+    m = small.manifest
+    assert m.layout == "compact" and m.dense_index is not None and m.dense_index.startswith("hnsw32-sq8")
+    assert m.build == {"engine": "local"} and m.sentences == int(exact.sentence_starts[-1])
+    assert m.files is not None and "passage_vectors.npy" not in m.files and "sentence_vectors.npy" not in m.files
+    verify_files(Path(pair[1].index_dir), m, full=True)
+    assert list(small.passages) == list(exact.passages)
+    assert np.array_equal(small.sentence_starts, exact.sentence_starts) and small.doc_freq == exact.doc_freq
+    assert np.abs(small.sentence_vectors[:] - exact.sentence_vectors[:]).max() < 0.01
+    assert np.abs(small.passage_vectors[np.arange(small.size)] - exact.passage_vectors[:]).max() < 0.02
+    rows = np.array([3, 0, 7])
+    assert np.array_equal(small.passage_vectors[rows], small.passage_vectors[:][rows])
+
+
+def test_compact_manifest_round_trips_to_the_same_json(pair: tuple[Settings, Settings]) -> None:
+    folder = Path(pair[1].index_dir)
+    text = (folder / "manifest.json").read_text("utf-8")
+    m = read_manifest(folder)
+    assert json.dumps(m.to_dict(), indent=2, ensure_ascii=False) + "\n" == text  # what CompactWriter.finish wrote
+    assert m.extra["quantisation"]["sentence_vectors"].startswith("int8")
+    assert dict(m.dense_params or {}) == {k: v for k, v in compact.compact_spec(m.passages).items() if k != "type"}
+    exact = read_manifest(Path(pair[0].index_dir))
+    assert exact.layout is None and "layout" not in exact.to_dict() and "quantisation" not in exact.extra
+
+
+def test_unknown_layout_is_refused(pair: tuple[Settings, Settings]) -> None:
+    folder = Path(pair[1].index_dir)
+    data = json.loads((folder / "manifest.json").read_text("utf-8"))
+    (folder / "manifest.json").write_text(json.dumps({**data, "layout": "sharded"}), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match="layout 'sharded'"):
+        Index.load(folder)
+
+
+def test_bm25_is_identical_and_answers_come_back(pair: tuple[Settings, Settings]) -> None:
+    a, b = (Assistant.load(s) for s in pair)
+    for q in QUERIES:
+        ra, rb = a.retriever.retrieve(q, "bm25"), b.retriever.retrieve(q, "bm25")
+        assert [int(x) for x in ra.positions] == [int(x) for x in rb.positions]
+        assert np.array_equal(ra.scores, rb.scores)
+        assert b.ask(q).passages  # the whole pipeline runs on the compact layout
+
+
+def test_incremental_compact_build_reuses_vectors_and_quantiser(pair: tuple[Settings, Settings]) -> None:
+    small = pair[1]
+    before = Index.load(Path(small.index_dir))
+    (Path(small.corpus_dir) / "bell.txt").write_text(MORE, encoding="utf-8")
+    report = build_index(small)
+    after = Index.load(Path(small.index_dir))
+    assert report.added == 1 and report.embedded == 1 and after.size == before.size + 1
+    # The new passage's vector lies outside the tiny corpus's SQ8 ranges: it would be clipped, so they are retrained.
+    assert after.manifest.extra["quantisation"]["sq_reused"] is False
+    # Unchanged passages keep their sentence codes exactly (decode -> encode is the identity).
+    n = int(before.sentence_starts[-1])
+    same = [i for i, p in enumerate(after.passages) if p.doc_id != "bell.txt"]
+    old_rows = np.concatenate([np.arange(before.sentence_starts[i], before.sentence_starts[i + 1]) for i in range(before.size)])
+    new_rows = np.concatenate([np.arange(after.sentence_starts[i], after.sentence_starts[i + 1]) for i in same])
+    assert len(old_rows) == n
+    assert np.array_equal(np.asarray(after.sentence_vectors.codes[new_rows]), np.asarray(before.sentence_vectors.codes[old_rows]))
+
+
+def test_truncated_compact_file_is_refused(pair: tuple[Settings, Settings]) -> None:
+    folder = Path(pair[1].index_dir)
+    codes = folder / "sentence_codes.npy"
+    codes.write_bytes(codes.read_bytes()[:-10])
+    with pytest.raises(IndexCorruptError):
+        Index.load(folder)
+
+
+def test_sq8_ranges_are_reused_when_every_vector_fits(pair: tuple[Settings, Settings]) -> None:
+    from leftqa.index.compact import build_compact_dense, compact_spec, sq_ranges
+
+    small = Index.load(Path(pair[1].index_dir))
+    decoded = np.asarray(small.passage_vectors)
+    again, trained_here = build_compact_dense(decoded, compact_spec(len(decoded)), sq_ranges(small.dense))
+    assert not trained_here
+    assert np.array_equal(again.reconstruct_n(0, len(decoded)), decoded)  # decode -> encode -> decode is exact
+    outside = decoded.copy()
+    outside[0, 0] = 5.0
+    assert build_compact_dense(outside, compact_spec(len(decoded)), sq_ranges(small.dense))[1]
