@@ -9,15 +9,17 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print CPU and wall p50 of warm asks (single tuning questions, after ten warm-up asks)."""
+    from benchlib import time_asks
+
     from leftqa.config import Settings
     from leftqa.qa.assistant import Assistant
 
@@ -27,14 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     assistant = Assistant.load(Settings.from_env())
     lines = (REPO / "evals" / "tuning.jsonl").read_text("utf-8").splitlines()
     questions = [c["question"] for c in map(json.loads, filter(None, lines)) if not c.get("history")][: args.questions]
-    for q in questions[:10]:
-        assistant.ask(q)
-    cpu, wall = [], []
-    for q in questions:
-        c0, w0 = time.process_time(), time.perf_counter()
-        assistant.ask(q)
-        cpu.append((time.process_time() - c0) * 1000)
-        wall.append((time.perf_counter() - w0) * 1000)
+    wall, cpu = time_asks(assistant, questions, warmup=10)
     print(f"{len(questions)} asks: CPU p50 {statistics.median(cpu):.1f} ms, wall p50 {statistics.median(wall):.1f} ms")
     return 0
 
