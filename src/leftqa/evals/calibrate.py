@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from leftqa.errors import EvalError
 from leftqa.evals.cases import Case
 from leftqa.qa.assistant import Assistant, scorer_id
-from leftqa.qa.policy import AbstentionPolicy, Calibration, CurvePoint
+from leftqa.qa.policy import AbstentionPolicy, Calibration, CurvePoint, decision_score, forced
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, Linear, fit_logistic, sigmoid
 
 MAX_FALSE_ABSTENTION = 0.05  # at most this share of answerable cases may be abstained on (rules)
@@ -166,10 +166,9 @@ def fit_threshold(
     # estimate reads it (a string of markup, a question in another language): the floor sits under every
     # answerable tuning case.
     floor = _floor(evidence, labels)
-    # Any learned model will do: the policy reads P(answerable) from the evidence or `scores` given here.
-    policy = AbstentionPolicy(-math.inf, floor, Linear((), (), 0.0, (), ()))
     p_answerable = list(scores) if scores is not None else [ev.get("answerable", 0.0) for ev in evidence]
-    points = sweep([policy.score(ev, p) for ev, p in zip(evidence, p_answerable)], labels, [policy.forced(ev) for ev in evidence])
+    points = sweep([decision_score(ev, p, learned=True) for ev, p in zip(evidence, p_answerable)], labels,
+                   [forced(ev, floor, learned=True) for ev in evidence])  # fmt: skip
     how: dict[str, object] = {}
     if bound is not None:
         n_pos = sum(labels)

@@ -199,16 +199,12 @@ class AbstentionPolicy:
         return round(sigmoid(float(self.answerability.logit(x)[0])), 6)
 
     def score(self, ev: Mapping[str, float], confidence: float | None = None) -> float:
-        """What the threshold is compared with: the confidence, or above any probability for a described subject."""
-        conf = self.confidence(ev) if confidence is None else confidence
-        return DESCRIBES_SCORE if self.learned and ev.get("describes") else conf
+        """What the threshold is compared with (`decision_score`)."""
+        return decision_score(ev, self.confidence(ev) if confidence is None else confidence, self.learned)
 
     def forced(self, ev: Mapping[str, float]) -> bool:
-        """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never
-        mentions, or (rules) `forced_reason`."""
-        if ev.get("sentence", 0.0) < self.sentence_floor or min(ev.get("names_in_corpus", 1.0), ev.get("names_in_quote", 1.0)) < 1.0:
-            return True
-        return not self.learned and bool(forced_reason(ev))
+        """Abstain whatever the threshold (`forced`)."""
+        return forced(ev, self.sentence_floor, self.learned)
 
     def decide(self, ev: Mapping[str, float], has_candidates: bool, question: str = "", closest: str = "") -> Decision:
         """Answer or abstain on one question's evidence; `closest` is the best sentence's passage, for the reason."""
@@ -219,6 +215,20 @@ class AbstentionPolicy:
         if self.learned:
             return Decision(True, conf, learned_reason(ev, question, closest))
         return Decision(True, conf, forced_reason(ev) or "low evidence")
+
+
+def decision_score(ev: Mapping[str, float], confidence: float, learned: bool) -> float:
+    """What a threshold is compared with: the confidence, or (learned) above any probability for a described
+    subject."""
+    return DESCRIBES_SCORE if learned and ev.get("describes") else confidence
+
+
+def forced(ev: Mapping[str, float], sentence_floor: float, learned: bool) -> bool:
+    """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never mentions
+    (or, as an option, the quote does not), or (rules) `forced_reason`."""
+    if ev.get("sentence", 0.0) < sentence_floor or min(ev.get("names_in_corpus", 1.0), ev.get("names_in_quote", 1.0)) < 1.0:
+        return True
+    return not learned and bool(forced_reason(ev))
 
 
 def learned_reason(ev: Mapping[str, float], question: str, closest: str) -> str:
