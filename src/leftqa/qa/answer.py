@@ -107,20 +107,28 @@ def rerank(index: Index, candidates: list[Candidate], question: str, scorer: Ans
     z = scorer.info.ranker.logit(sentence_features(head, ce))
     scored = [replace(c, score=float(zi) - (REPEAT_LOGIT if c.repeat else 0.0), ce=float(ci)) for c, zi, ci in zip(head, z, ce)]
     # The bonus orders, it does not add confidence: the answerability reads the ranker's own score of the best.
-    bonus = {id(c): subject_logit * _about_subject(index, c, question) for c in scored} if subject_logit else {}
+    subject = descriptive_subject(question) if subject_logit else ""
+    bonus = {id(c): subject_logit for c in scored if _about_subject(index, c, subject)} if subject else {}
     scored.sort(key=lambda c: (-(c.score + bonus.get(id(c), 0.0)), c.rank, c.index_in_passage))
     floor = scored[-1].score - 1.0
     return scored + [replace(c, score=floor - i * 1e-3) for i, c in enumerate(tail)]
 
 
-def _about_subject(index: Index, c: Candidate, question: str) -> float:
-    """1.0 when a descriptive request's subject is what the sentence is about: the sentence opens with it and its
-    passage holds every word of it ("Who was Rosa Luxemburg?": "Rosa Luxemburg was …"), else 0.0."""
-    subject = descriptive_subject(question)
-    if not subject or not opens_with(subject, scored_text(index, c)):
-        return 0.0
-    wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
-    return 1.0 if wanted <= set(stems(words(passage_context(index, c.pos)))) else 0.0
+def _about_subject(index: Index, c: Candidate, subject: str) -> bool:
+    """Whether a descriptive request's subject is what the sentence is about: the sentence opens with it and its
+    passage holds every word of it ("Who was Rosa Luxemburg?": "Rosa Luxemburg was …")."""
+    wanted = _subject_stems(subject)
+    return opens_with(subject, scored_text(index, c)) and bool(wanted) and wanted <= _passage_stems(index, c.pos)
+
+
+def _subject_stems(subject: str) -> set[str]:
+    """Stems of the content words of a descriptive request's subject."""
+    return set(stems([w for w in words(subject) if not is_stopword(w)]))
+
+
+def _passage_stems(index: Index, pos: int) -> set[str]:
+    """Stems of a passage's words, with its title and section."""
+    return set(stems(words(passage_context(index, pos))))
 
 
 def select(candidates: list[Candidate], max_sentences: int = 3, index: Index | None = None, margin: float = SUPPORT_MARGIN) -> tuple[Candidate, ...]:
@@ -244,10 +252,9 @@ def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> flo
     subject = descriptive_subject(question)
     if not subject or not chosen:
         return 0.0
-    wanted = set(stems([w for w in words(subject) if not is_stopword(w)]))
-    passage = set(stems(words(passage_context(index, chosen[0].pos))))
+    wanted = _subject_stems(subject)
     quoted = set(stems(words(" ".join(scored_text(index, c) for c in chosen))))
-    return 1.0 if wanted and wanted <= passage and wanted & quoted else 0.0
+    return 1.0 if wanted and wanted <= _passage_stems(index, chosen[0].pos) and wanted & quoted else 0.0
 
 
 def passage_context(index: Index, pos: int) -> str:
