@@ -94,3 +94,10 @@ def test_an_explicit_calibration_must_exist_and_match_its_scorer(tmp_path: Path)
     path.write_text('{"threshold": "high"}', encoding="utf-8")
     with pytest.raises(ConfigError, match="not a valid leftqa calibration"):
         read_calibration(path)
+
+
+def test_a_refusal_for_a_name_the_corpus_lacks_names_only_that_name() -> None:
+    policy = AbstentionPolicy(0.5, 0.0, _learned())
+    ev = {"ce_best": 9.0, "names_in_corpus": 0.5}
+    decision = policy.decide(ev, True, "What did Karl Kautsky tell Rosa Luxemburg?", "Emma Goldman wrote.", ["Karl Kautsky"])
+    assert decision.abstain and decision.reason == "the corpus never mentions Karl Kautsky"

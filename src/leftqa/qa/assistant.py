@@ -186,13 +186,14 @@ class Assistant:
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, asked))
         if self.settings.quote_names:
             evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
+        absent = retriever.vocabulary.absent_names(asked) if self.settings.refuse_absent_names else []
         if self.settings.refuse_absent_names:
-            evidence["names_in_corpus"] = ans.share_present(asked, retriever.vocabulary.absent_names(asked))
+            evidence["names_in_corpus"] = ans.share_present(asked, absent)
         hits = tuple(retriever.hits(r)[: self.settings.top_k])
         if policy.learned:
             evidence = {**evidence, "answerable": policy.confidence(evidence), "describes": ans.describes(retriever.index, chosen, asked)}
         closest = ans.passage_context(retriever.index, chosen[0].pos) if chosen and policy.learned else ""
-        decision = policy.decide(evidence, bool(candidates), asked, closest)
+        decision = policy.decide(evidence, bool(candidates), asked, closest, absent)
         if decision.abstain:
             text, citations = NOT_COVERED, ()
         else:

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -206,12 +206,16 @@ class AbstentionPolicy:
         """Abstain whatever the threshold (`forced`)."""
         return forced(ev, self.sentence_floor, self.learned)
 
-    def decide(self, ev: Mapping[str, float], has_candidates: bool, question: str = "", closest: str = "") -> Decision:
-        """Answer or abstain on one question's evidence; `closest` is the best sentence's passage, for the reason."""
+    def decide(self, ev: Mapping[str, float], has_candidates: bool, question: str = "", closest: str = "",
+               absent: Sequence[str] = ()) -> Decision:  # fmt: skip
+        """Answer or abstain on one question's evidence; for the reason, `closest` is the best sentence's passage and
+        `absent` the question's names the corpus never mentions."""
         conf = self.confidence(ev)
         abstain = not has_candidates or self.forced(ev) or self.score(ev, conf) < self.threshold
         if not abstain:
             return Decision(False, conf)
+        if absent and ev.get("names_in_corpus", 1.0) < 1.0:
+            return Decision(True, conf, "the corpus never mentions " + ", ".join(absent))
         if self.learned:
             return Decision(True, conf, learned_reason(ev, question, closest))
         return Decision(True, conf, forced_reason(ev) or "low evidence")
@@ -233,8 +237,6 @@ def forced(ev: Mapping[str, float], sentence_floor: float, learned: bool) -> boo
 
 def learned_reason(ev: Mapping[str, float], question: str, closest: str) -> str:
     """Why a learned-model abstention happened, in words: what the closest material lacks."""
-    if ev.get("names_in_corpus", 1.0) < 1.0:
-        return "the corpus never mentions " + ", ".join(missing_names(question, closest))
     missing = missing_names(question, closest)
     if missing:
         return "the closest material does not mention " + ", ".join(missing)
