@@ -244,7 +244,7 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
 
     config = with_config(TrainConfig(), layers=args.layers, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                          max_steps=args.max_steps, freeze_embeddings=args.freeze_embeddings, loss=args.loss,
-                         skip_pairs=args.skip_pairs, missing_share=args.missing_share,
+                         skip_pairs=args.skip_pairs, missing_share=args.missing_share, variant_share=args.variant_share,
                          context=args.context == "previous")  # fmt: skip
     out = Path(args.out) if args.out else BUNDLED_SCORER
     with tempfile.TemporaryDirectory(prefix="leftqa-train-") as tmp:
@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-embeddings", action="store_true", default=None, help="keep the word embeddings as pre-trained (~20%% faster on CPU)")
     p.add_argument("--loss", choices=("pointwise", "listwise"), help="pointwise: BCE per pair (default); listwise: each question's sentences and a no-answer option in one softmax")
     p.add_argument("--context", choices=("none", "previous"), default="none", help="previous: a sentence opening with a pronoun or connective is read with the sentence before it (default none)")
+    p.add_argument("--variant-share", type=float, help="share of answerable questions also trained as one variant each: wrong subject, false premise, pronoun follow-up, sloppy or keyword (listwise; default 0)")
     p.add_argument("--missing-share", type=float, help="share of answerable questions also trained as near-topic unanswerable ones, on the other paragraphs of their article (listwise; default 0)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps, the schedule still spanning every pair (default: all)")
     p.add_argument("--holdout", type=int, default=40, help="articles held out for the ranker and answerability fits (default 40)")

@@ -50,6 +50,10 @@ class TrainConfig:
     # Give a sentence that opens with a pronoun or connective ("He also criticised …") the sentence before it, as a
     # second segment after the tokenizer's separator (`text.with_context`); the answer layer then does the same.
     context: bool = False
+    # Share of the chosen answerable questions also trained as one variant each (`variants.variant_pairs`): the
+    # same question about another name of the article or with another year (no answer), as a pronoun follow-up
+    # read after an earlier question, or typed sloppily or as keywords (the original labels). Listwise loss only.
+    variant_share: float = 0.0
 
 
 @dataclass(frozen=True)

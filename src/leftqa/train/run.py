@@ -19,6 +19,7 @@ from leftqa.qa.scorer import FORMAT, FORMAT_VERSION, MANIFEST, AnswerScorer, rea
 from leftqa.train import combiner
 from leftqa.train.crossencoder import TrainConfig, export_onnx, train
 from leftqa.train.pairs import Pair, grouped, load_squad, make_pairs, missing_pairs, split_articles
+from leftqa.train.variants import variant_pairs
 
 TRAIN_FILE = "squad2-train.json.gz"
 VERSION_PREFIX = "minilm-ce"
@@ -66,11 +67,20 @@ def run_training(
             raise TrainingError("--missing-share needs --loss listwise (its questions have no positive sentence)")
         asked = {p.question for p in chosen if p.label > 0}
         missing = list(missing_pairs(train_articles, asked, config.missing_share, config.seed, max(p.group for p in all_pairs) + 1, context=config.context))
+    variants: list[Pair] = []
+    kinds: dict[str, int] = {}
+    if config.variant_share > 0:
+        if config.loss != "listwise":
+            raise TrainingError("--variant-share needs --loss listwise (some variants have no positive sentence)")
+        asked = {p.question for p in chosen if p.label > 0}
+        first = max([p.group for p in all_pairs + missing]) + 1
+        variants = list(variant_pairs(train_articles, asked, config.variant_share, config.seed, first, context=config.context, counts=kinds))
     log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}"
-        f"{f' and {len(missing):,} missing-question pairs' if missing else ''}; {len(held)} articles held out")
+        f"{f' and {len(missing):,} missing-question pairs' if missing else ''}"
+        f"{f' and {len(variants):,} variant pairs' if variants else ''}; {len(held)} articles held out")
     if checkpoint is None:
         checkpoint = workdir / "checkpoint"
-        result = train(chosen + missing, checkpoint, config, log, init=init)
+        result = train(chosen + missing + variants, checkpoint, config, log, init=init)
         train_info = {k: v for k, v in asdict(result).items() if k != "checkpoint"}  # a path of this machine only
         if init is not None:  # what the run continued from: that stage's own progress record
             progress = Path(init) / "progress.json"
@@ -115,6 +125,8 @@ def run_training(
             "pairs_available": len(all_pairs),
             "pairs_used": len(chosen),
             "missing_pairs_used": len(missing),
+            "variant_pairs_used": len(variants),
+            "variant_kinds": kinds,
             "positives_used": sum(1 for p in chosen if p.label > 0),
             "config": asdict(config),
             "run": train_info,
@@ -190,7 +202,7 @@ SQuAD 2.0 train (Rajpurkar, Jia & Liang 2018; Wikipedia text, **CC BY-SA 4.0**),
 answerability fits. Pairs: the sentence holding the answer (positive); two other sentences of its paragraph (the
 best word-overlap one and a random one), the best word-overlap sentence of another paragraph, and for
 unanswerable questions the sentence of the plausible answer (negatives). {t['pairs_used']:,} of
-{t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.{_missing_words(t, c)}
+{t['pairs_available']:,} pairs used ({t['positives_used']:,} positive), seeded shuffle.{_missing_words(t, c)}{_variant_words(t, c)}
 
 Settings: batch {c['batch']}, {c['epochs']} epoch, AdamW lr {c['lr']} (weight decay {c['weight_decay']}), word
 embeddings {'frozen' if c.get('freeze_embeddings') else 'trained'},
@@ -260,10 +272,21 @@ def _missing_words(t: dict[str, Any], c: dict[str, Any]) -> str:
             "no-answer option the target: the near-topic questions readers ask.")  # fmt: skip
 
 
+def _variant_words(t: dict[str, Any], c: dict[str, Any]) -> str:
+    if not t.get("variant_pairs_used"):
+        return ""
+    kinds = ", ".join(f"{k} {n:,}" for k, n in (t.get("variant_kinds") or {}).items())
+    return (f"\nPlus {t['variant_pairs_used']:,} variant pairs ({kinds} questions): {c['variant_share']:.0%} of the answerable\n"
+            "questions also asked as one variant each (`leftqa.train.variants`): about another name of the article or\n"
+            "with another year of it (false premise; every sentence negative), as a pronoun follow-up read after an\n"
+            "earlier question, or typed sloppily or as keywords (original labels).")  # fmt: skip
+
+
 def _flags(c: dict[str, Any], met: dict[str, Any]) -> str:
     out = f" --lr {c['lr']:g}" if c.get("lr", DEFAULT_LR) != DEFAULT_LR else ""
     out += " --freeze-embeddings" if c.get("freeze_embeddings") else ""
     out += f" --missing-share {c['missing_share']:g}" if c.get("missing_share") else ""
+    out += f" --variant-share {c['variant_share']:g}" if c.get("variant_share") else ""
     out += " --context previous" if c.get("context") else ""
     out += " --loss listwise" if c.get("loss") == "listwise" else ""
     out += f" --combiner-missing {met['missing_questions']}" if met.get("missing_questions") else ""
