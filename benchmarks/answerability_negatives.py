@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -75,101 +74,18 @@ EXTRA = ("names_in_quote", "names_in_corpus")
 FEATURE_SETS = {"shipped": (), "+names_in_quote": (0,), "+names_in_corpus": (1,), "+both": (0, 1)}
 
 
-def _content_words(name: str) -> list[str]:
-    from leftqa.text import is_stopword, words
-
-    return [w for w in words(name) if not is_stopword(w) and not w.isdigit()]
-
-
 def article_names(paragraphs: Sequence[str]) -> list[str]:
-    """Capitalised names (`followup.names`) across an article's paragraphs, first seen first, each with a content
-    word of three letters or more; no month or day names, and no single word that the article also writes in
-    lower case or that ends like a demonym."""
-    from leftqa.qa.followup import names
+    """An article's names (`leftqa.train.variants.article_names`, where the retrain's variants use it too)."""
+    from leftqa.train.variants import article_names as names_of
 
-    # A word the article also writes in lower case is a common word capitalised ("Technology"), not a name.
-    lower = {w for text in paragraphs for w in re.findall(r"\b[a-z][a-z'-]+\b", text)}
-    out: dict[str, None] = {}
-    for text in paragraphs:
-        for n in names(text):
-            if n != "I" and any(len(w) >= 3 for w in _content_words(n)) and _name_like(n, lower):
-                out.setdefault(n, None)
-    return list(out)
+    return names_of(paragraphs)
 
 
-_NOT_NAMES = frozenset(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ]
-)
-_ADJECTIVE = re.compile(r"(?:ian|ians|ese|ish|ean|eans|ic|ics)$")  # "Italian", "Chinese": a demonym, not a subject
+def swap_subject(question: str, paragraph: str, candidates: Sequence[str], rng: random.Random) -> tuple[str, str, str] | None:
+    """A wrong-subject variant of the question (`leftqa.train.variants.swap_subject`)."""
+    from leftqa.train.variants import swap_subject as swap
 
-
-def _name_like(name: str, lower: set[str]) -> bool:
-    parts = name.split()
-    if any(p.lower() in _NOT_NAMES for p in parts):
-        return False
-    return not (len(parts) == 1 and (name.lower() in lower or _ADJECTIVE.search(name.lower())))
-
-
-def swap_subject(
-    question: str, paragraph: str, candidates: Sequence[str], rng: random.Random
-) -> tuple[str, str, str] | None:
-    """(swapped question, name taken out, name put in), or None: one of the question's names that its paragraph
-    mentions is replaced by a name from `candidates` (the article's) of which no word occurs in the paragraph or
-    the question (nor its stem or a five-letter prefix), with as many words as the replaced one."""
-    from leftqa.qa.followup import names
-    from leftqa.text import stems, words
-
-    in_para = set(words(paragraph))
-    seen = in_para | set(words(question))
-    seen_stems = set(stems(sorted(seen)))
-
-    def unseen(name: str) -> bool:  # no word of it, its stem or a 5-letter prefix of it in paragraph or question
-        ws = words(name)
-        return bool(ws) and not any(
-            w in seen or s in seen_stems or any(v[:5] == w[:5] for v in seen if len(v) >= 5 and len(w) >= 5)
-            for w, s in zip(ws, stems(ws))
-        )
-
-    own = [
-        n
-        for n in names(question)
-        if n != "I"
-        and n in question
-        and _content_words(n)
-        and all(w in in_para for w in _content_words(n))
-        and not any(p.lower() in _NOT_NAMES for p in n.split())
-    ]
-    rng.shuffle(own)
-    for old in own:
-        # As many words as the name replaced, so the question keeps its shape ("Ada Lovelace" -> "Charles Babbage").
-        others = [c for c in candidates if len(c.split()) == len(old.split()) and _content_words(c) and unseen(c)]
-        if others:
-            new = rng.choice(others)
-            break
-    else:
-        return None
-    at = question.index(old)
-    return question[:at] + new + question[at + len(old) :], old, new
+    return swap(question, paragraph, candidates, rng)
 
 
 def names_in_corpus(vocabulary: Any, question: str) -> float:
