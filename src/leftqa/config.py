@@ -67,6 +67,13 @@ class Settings:
     # Refuse when the quoted sentences (with the sentence before one that points back, and the passage's title) do
     # not mention everyone the question names: a sentence about someone else does not answer it.
     quote_names: bool = False
+    # Refuse a when / how-many / how-long question whose quoted sentences hold no date or number the question lacks
+    # (the learned estimate reads that only as one feature among several).
+    type_gate: bool = False
+    # Refuse when the question (or, for a follow-up, the user's earlier question) asks about a corpus name of two
+    # words or more and the quote opens with another such name and never mentions the asked one ("When did she
+    # die?" after "Who was Rosa Luxemburg?" answered with "Emma Goldman remained critical … until her death").
+    subject_gate: bool = False
     # Added to the learned ranking of a sentence whose subject is what a descriptive request asks about ("Who was
     # X?": "X was …", not "Like X, Y was …"); it orders, it adds no confidence; 0 turns it off. Tuning descriptive
     # answer@1 15 -> 16 of 17 at 0.5, 1.0 and 2.0 (2.0 refused one unanswerable fewer); SQuAD dev 0.877 -> 0.876.

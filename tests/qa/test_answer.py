@@ -207,3 +207,52 @@ def test_names_in_quote_reads_the_sentence_a_pronoun_points_back_to(fake_assista
     assert ans.names_in_quote(fake_assistant.index, chosen, "Who led the Harbour Committee?") == 1.0
     assert ans.names_in_quote(fake_assistant.index, chosen, "What did Ansel Pike say to Marta Quell?") == 0.5
     assert ans.names_in_quote(fake_assistant.index, chosen, "who led it") == 1.0  # names nothing
+
+
+def _sentence(assistant: Assistant, question: str, text: str) -> ans.Candidate:
+    return next(c for c in _candidates(assistant, question) if ans.scored_text(assistant.index, c).startswith(text))
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Marta Quell", 1.0),  # the sentence names her
+        ("Edwin Tallow", 0.0),  # it opens with another name and never names him
+        ("Tallow", 1.0),  # one word: too loose a name to judge by
+    ],
+)
+def test_quotes_subject_judges_the_answer_sentence_by_who_it_opens_with(fake_assistant: Assistant, subject: str, expected: float) -> None:
+    committee = _sentence(fake_assistant, "Who led the Harbour Committee?", "The Harbour Committee was led")
+    assert ans.quotes_subject(fake_assistant.index, (committee,), subject) == expected
+    # A sentence that opens with a pronoun may be about anyone: never judged.
+    organised = _sentence(fake_assistant, "Who led the Harbour Committee?", "She organised")
+    assert ans.quotes_subject(fake_assistant.index, (organised,), "Edwin Tallow") == 1.0
+    # Only the answer sentence counts: a support sentence naming the subject does not rescue it.
+    assert ans.quotes_subject(fake_assistant.index, (committee, organised), "Edwin Tallow") == 0.0
+
+
+def test_type_gate_reads_the_answer_sentence_of_a_when_question(fake_assistant: Assistant) -> None:
+    when = fake_assistant.retriever.retrieve("When did the first customs house open?", "hybrid", 10)
+    dated = _sentence(fake_assistant, "When did the first customs house open?", "The first customs house opened in 1834")
+    undated = _sentence(fake_assistant, "When did the first customs house open?", "Dr. Ansel Pike")
+    assert when.answer_type == "date"
+    assert ans.type_gate(when, (dated,)) == 1.0 and ans.type_gate(when, (undated, dated)) == 0.0
+    who = fake_assistant.retriever.retrieve("Who kept a diary?", "hybrid", 10)
+    assert ans.type_gate(who, (undated,)) == 1.0  # not a date or number question
+
+
+def test_the_gates_refuse_only_when_their_settings_are_on(fake_assistant: Assistant) -> None:
+    sure = _only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=5.0)  # P(answerable) 0.993 whatever it reads
+    history = ["Who was Edwin Tallow?"]
+    off = _deciding(fake_assistant, StandIn("Harbour Committee was led", answerability=sure)).ask("Who led it?", history)
+    assert not off.abstained and off.answer.startswith("The Harbour Committee was led by Marta Quell.")
+    fake_assistant.settings = fake_assistant.settings.with_(subject_gate=True)
+    on = _deciding(fake_assistant, StandIn("Harbour Committee was led", answerability=sure)).ask("Who led it?", history)
+    assert on.abstained and on.evidence["subject_quoted"] == 0.0 and on.reason == "the closest sentence is about someone else"
+    # The gate reads the user's question first: a question about Marta Quell is answered by the same sentence.
+    assert not _deciding(fake_assistant, StandIn("Harbour Committee was led", answerability=sure)).ask("What did Marta Quell lead?").abstained
+    fake_assistant.settings = fake_assistant.settings.with_(subject_gate=False, type_gate=True)
+    undated = _deciding(fake_assistant, StandIn("Ansel Pike", answerability=sure)).ask("When did the first customs house open?")
+    assert undated.abstained and undated.evidence["type_gate"] == 0.0
+    dated = _deciding(fake_assistant, StandIn("opened in 1834", answerability=sure)).ask("When did the first customs house open?")
+    assert not dated.abstained and dated.evidence["type_gate"] == 1.0

@@ -244,6 +244,32 @@ def _learned_evidence(candidates: list[Candidate]) -> dict[str, float]:
     }
 
 
+DATE_OR_NUMBER = ("date", "duration", "number")
+# A capitalised run of two words or more opening a sentence (past an article): who or what the sentence is about.
+_OPENING_NAME = re.compile(r"^(?:The\s+|A\s+|An\s+)?([A-Z][\w'’-]+(?:\s+(?:of\s+|de\s+|von\s+)?[A-Z][\w'’-]+)+)")
+
+
+def type_gate(r: Retrieval, chosen: tuple[Candidate, ...]) -> float:
+    """0.0 when a when / how-many / how-long question's answer (the quote's first sentence) holds no date or number
+    the question lacks, else 1.0: a date in a support sentence is another fact's ("… until her death in 1940")."""
+    if r.answer_type not in DATE_OR_NUMBER or not chosen:
+        return 1.0
+    return 1.0 if chosen[0].type_ok else 0.0
+
+
+def quotes_subject(index: Index, chosen: tuple[Candidate, ...], subject: str) -> float:
+    """0.0 when `subject` is a name of two content words or more and the quote's first sentence opens with another
+    such name and (read with the one before when it points back) mentions no word of `subject`; else 1.0."""
+    wanted = _subject_stems(subject)
+    if len(wanted) < 2 or not chosen:
+        return 1.0
+    m = _OPENING_NAME.match(scored_text(index, chosen[0]))
+    if m is None or wanted & _subject_stems(m.group(1)):
+        return 1.0
+    # The first sentence is the answer; later ones are support and may name the subject in passing.
+    return 0.0 if not wanted & set(stems(words(scored_text(index, chosen[0], context=True)))) else 1.0
+
+
 def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
     """1.0 when the question asks what something is ("Who was Bukharin?", "Tell me about the POUM") and the quoted
     sentences are about it: every content word of the subject is in their passage and one is in the quote.

@@ -171,6 +171,16 @@ class Assistant:
         candidates = ans.rerank(retriever.index, candidates, resolved.reader or resolved.query, self.scorer, self.settings.subject_logit)
         return candidates, ans.select(candidates, self.settings.max_answer_sentences, retriever.index, self.settings.support_logit)
 
+    def _subject_quoted(self, retriever: Retriever, r: Retrieval, chosen: tuple[ans.Candidate, ...], asked: str, history: tuple[str, ...]) -> float:
+        """`answer.quotes_subject` for the name the question asks about, or for a follow-up the latest earlier question
+        that names one (the user's words, matched against the names of the passages retrieved)."""
+        texts = [retriever.index.passages[int(p)].text for p in r.positions[:SUBJECT_PASSAGES]]
+        for text in (asked, *reversed(history)):
+            found = subject_of(text, texts)
+            if found is not None:
+                return ans.quotes_subject(retriever.index, chosen, found.name)
+        return 1.0
+
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
         """Answer a question extractively, with citations, or abstain when the corpus does not cover it."""
         t0 = time.perf_counter()
@@ -186,6 +196,10 @@ class Assistant:
         evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, asked))
         if self.settings.quote_names:
             evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
+        if self.settings.type_gate:
+            evidence["type_gate"] = ans.type_gate(r, chosen)
+        if self.settings.subject_gate:
+            evidence["subject_quoted"] = self._subject_quoted(retriever, r, chosen, asked, hist if needs_context(q) else ())
         absent = retriever.vocabulary.absent_names(asked) if self.settings.refuse_absent_names else []
         if self.settings.refuse_absent_names:
             evidence["names_in_corpus"] = ans.share_present(asked, absent)

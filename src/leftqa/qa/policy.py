@@ -230,7 +230,8 @@ def decision_score(ev: Mapping[str, float], confidence: float, learned: bool) ->
 def forced(ev: Mapping[str, float], sentence_floor: float, learned: bool) -> bool:
     """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never mentions
     (or, as an option, the quote does not), or (rules) `forced_reason`."""
-    if ev.get("sentence", 0.0) < sentence_floor or min(ev.get("names_in_corpus", 1.0), ev.get("names_in_quote", 1.0)) < 1.0:
+    gates = ("names_in_corpus", "names_in_quote", "type_gate", "subject_quoted")  # the last three: options, off by default
+    if ev.get("sentence", 0.0) < sentence_floor or min(ev.get(g, 1.0) for g in gates) < 1.0:
         return True
     return not learned and bool(forced_reason(ev))
 
@@ -240,7 +241,9 @@ def learned_reason(ev: Mapping[str, float], question: str, closest: str) -> str:
     missing = missing_names(question, closest)
     if missing:
         return "the closest material does not mention " + ", ".join(missing)
-    if ev.get("type_found", 1.0) == 0.0:
+    if ev.get("subject_quoted", 1.0) == 0.0:
+        return "the closest sentence is about someone else"
+    if ev.get("type_found", 1.0) == 0.0 or ev.get("type_gate", 1.0) == 0.0:
         return "no answer of the expected kind (a date, number or name) in the closest material"
     return "the closest material does not answer it"
 
