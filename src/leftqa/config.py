@@ -74,6 +74,10 @@ class Settings:
     # words or more and the quote opens with another such name and never mentions the asked one ("When did she
     # die?" after "Who was Rosa Luxemburg?" answered with "Emma Goldman remained critical … until her death").
     subject_gate: bool = False
+    # A follow-up is searched with context terms from the previous query and two names from its answer; off, from
+    # the user's questions only, without pronouns or repeats ("(Rosa Luxemburg, criticize)", not "(Rosa Luxemburg,
+    # Bolsheviks, October Revolution, she, criticize, Luxemburg)").
+    context_from_answers: bool = True
     # Added to the learned ranking of a sentence whose subject is what a descriptive request asks about ("Who was
     # X?": "X was …", not "Like X, Y was …"); it orders, it adds no confidence; 0 turns it off. Tuning descriptive
     # answer@1 15 -> 16 of 17 at 0.5, 1.0 and 2.0 (2.0 refused one unanswerable fewer); SQuAD dev 0.877 -> 0.876.

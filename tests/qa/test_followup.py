@@ -124,3 +124,10 @@ def test_a_follow_up_is_rewritten_as_one_question(question: str, expected: str) 
     subject = subject_of("Who was Rosa Luxemburg?", LUXEMBURG)
     assert subject is not None
     assert rewrite(question, subject, "Who was Rosa Luxemburg?") == expected
+
+
+def test_context_from_the_users_questions_only_has_no_answer_names_pronouns_or_repeats() -> None:
+    previous = "What did she criticize? (Rosa Luxemburg, Bolsheviks)"
+    answer = ["Rosa Luxemburg was heavily critical of the methods that Bolsheviks used in the October Revolution."]
+    assert context_terms(previous, answer) == ["Rosa Luxemburg", "Bolsheviks", "she", "criticize", "October Revolution"]
+    assert context_terms(previous, answer, questions_only=True) == ["Rosa Luxemburg", "Bolsheviks", "criticize"]

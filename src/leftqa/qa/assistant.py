@@ -126,7 +126,7 @@ class Assistant:
             context = ", ".join(context_terms(prev.query, []))
             reader = standalone if standalone.startswith(previous) else f"{previous} {standalone}"
             return Resolved(standalone, context, prev.quoted, reader, standalone, prev.subject)
-        context = context_terms(prev.query, list(prev.sentences))
+        context = context_terms(prev.query, list(prev.sentences), questions_only=not self.settings.context_from_answers)
         # Each turn as the question it asks: a request left as typed ("Tell me about X") would take the follow-up into
         # its subject when the scorer turns it into a question.
         reader = ""
