@@ -9,8 +9,9 @@ import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class BuildBackend(Protocol):
     """
 
     def read(self, jobs: list[tuple[Path, str]], settings: Settings) -> Iterable[ReadResult]:
-        """A ReadResult for each (path, doc_id) job, in any order."""
+        """A ReadResult for each (path, doc_id) job, in any order (the build takes them as it reaches their files)."""
         ...
 
     def embedder(self, settings: Settings) -> Embedder:
@@ -163,7 +164,7 @@ class _VectorCache:
         self._sources: list[np.ndarray] = []  # matrices vectors are taken from: previous index, fresh batches
         self._rows: dict[bytes, tuple[int, int]] = {}  # sha256 of a text -> (source, row)
         self.dim = 0
-        self.missed: set[str] = set()
+        self.missed = _Digests()  # every text embedded (not reused), for the report's counts
         self._seeded = 0  # sources from the previous index; later ones are fresh batches `release` may drop
         self._fresh: list[bytes] = []
 
@@ -191,9 +192,9 @@ class _VectorCache:
             self._log(f"embedding {len(todo)} new texts with {embedder.name}")
             vecs = embedder.encode(list(todo.values()), batch_size=self._settings.batch_size, progress=self._progress)
             self._sources.append(vecs)
-            for i, (k, t) in enumerate(todo.items()):
+            for i, k in enumerate(todo):
                 self._rows[k] = (len(self._sources) - 1, i)
-                self.missed.add(t)
+                self.missed.add(k)
             self._fresh += todo
             self.dim = int(vecs.shape[1])
             if len(todo) == len(texts):  # every text new and distinct: the batch is the answer, in order
@@ -222,6 +223,34 @@ class _VectorCache:
 
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class _Digests:
+    """A multiset of texts by the first 16 bytes of their sha256, kept in numpy blocks.
+
+    The report counts distinct texts; sets of the texts themselves would hold every passage and sentence of a
+    corpus (gigabytes at 10M passages), these 16 bytes a text, where a collision is as unlikely as a sha256 one.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[np.ndarray] = []
+        self._open: list[bytes] = []
+
+    def add(self, key: bytes) -> None:
+        self._open.append(key[:16])
+        if len(self._open) >= 65_536:
+            self._flush()
+
+    def distinct(self) -> np.ndarray:
+        """The distinct digests, sorted."""
+        self._flush()
+        self._blocks = [np.unique(np.concatenate(self._blocks))] if self._blocks else []
+        return self._blocks[0] if self._blocks else np.zeros(0, dtype="S16")
+
+    def _flush(self) -> None:
+        if self._open:
+            self._blocks.append(np.array(self._open, dtype="S16"))
+            self._open = []
 
 
 def _previous(index_dir: Path, settings: Settings, embedder_name: str, full: bool) -> tuple[Index | None, IndexManifest | None, str]:
@@ -286,7 +315,9 @@ def build_index(
     """Bring `settings.index_dir` up to date with `settings.corpus_dir`, embedding only texts not embedded before.
 
     The model is loaded only when something needs embedding (embedder=None loads `settings.model` lazily);
-    `full` ignores the previous index. The old index stays in place until the new one is complete. A `backend`
+    `full` ignores the previous index. The old index stays in place until the new one is complete. Passages stream
+    from the corpus to the index files, at most `compact.COMPACT_THRESHOLD` of them buffered: a smaller corpus is
+    built in memory (exact layout), a larger one written chunk by chunk as it is read (compact layout). A `backend`
     (e.g. `leftqa.index.ray_build.RayBackend`) reads changed files and embeds new texts elsewhere; its
     embedder must produce the vectors of `settings.model`.
     """
@@ -316,11 +347,7 @@ def build_index(
             notes += [why] if why else []
             reuse_passages = reuse_passages and previous is not None
         read = (lambda jobs: backend.read(jobs, settings)) if backend is not None else None
-        docs, skipped, passages = _collect(settings, digests, old_docs, previous.passages if reuse_passages else [], read)
-        warnings += [s.reason for s in skipped]
-        if not docs:
-            detail = f" ({len(skipped)} files skipped)" if skipped else ""
-            raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
+        corpus = _CorpusPass(settings, digests, old_docs, previous if reuse_passages else None, read)
         if backend is not None:
             factory: Callable[[], Embedder] = lambda: backend.embedder(settings)  # noqa: E731
         else:
@@ -335,36 +362,43 @@ def build_index(
             pipeline=pipeline,
             corpus_dir=str(corpus_dir.resolve()),  # readers given only --index find the corpus here
             corpus_fingerprint=fingerprint_of(digests),
-            documents=tuple(docs),
-            skipped=tuple(skipped),
         )
 
-        def where(m: IndexManifest) -> IndexManifest:  # after embedding: a Ray backend reports the workers and batches it used
-            return replace(m, build=backend.describe() if backend is not None else {"engine": "local"})
+        def complete(m: IndexManifest) -> IndexManifest:  # after reading and embedding: the documents, and where it ran
+            where = backend.describe() if backend is not None else {"engine": "local"}  # a Ray backend: its workers, batches
+            return replace(m, documents=tuple(corpus.docs), skipped=tuple(corpus.skipped), build=where)
 
         extras = _extra_files(index_dir, old)
         try:
-            if len(passages) >= compact.COMPACT_THRESHOLD:  # large: quantised layout, embedded and written in chunks
-                say(f"building a compact index at {index_dir}")
-                written = compact.write_compact(index_dir, passages, cache, manifest, previous, say, late=where)
-            else:
-                index = Index.build(passages, cache, manifest)
-                index.manifest = where(index.manifest)
+            # The layout is decided while streaming: a corpus that ends before the threshold is built in memory.
+            stream = iter(corpus)
+            head = list(islice(stream, compact.COMPACT_THRESHOLD))
+            if len(head) < compact.COMPACT_THRESHOLD:
+                if not corpus.docs:
+                    detail = f" ({len(corpus.skipped)} files skipped)" if corpus.skipped else ""
+                    raise CorpusError(f"no readable documents in {corpus_dir}{detail}; add .txt, .md, .html, .pdf, .docx or .jsonl files and run again")
+                index = Index.build(head, cache, manifest)
+                index.manifest = complete(index.manifest)
                 say(f"writing index to {index_dir}")
                 index.save(index_dir)
                 written = index.manifest
+            else:  # large: quantised layout, embedded and written in chunks as the corpus is read
+                say(f"building a compact index at {index_dir}")
+                rest = chain(_drained(head), stream)  # each buffered passage is dropped once its chunk is written
+                written = compact.write_compact(index_dir, rest, cache, manifest, previous, say, chunk=compact.CHUNK, late=complete)
         except OSError as exc:
             raise IndexWriteError(f"cannot write the index to {index_dir} ({exc.strerror or exc}); the previous index is unchanged") from None
+        warnings += [s.reason for s in corpus.skipped]
         for name, data in extras.items():
             _write_extra(index_dir / name, data)
-    passage_texts = {p.text for p in passages}
-    embedded = len(cache.missed & passage_texts)
+    docs = corpus.docs
+    embedded = len(np.intersect1d(cache.missed.distinct(), corpus.texts.distinct(), assume_unique=True))
     added, changed, unchanged = _diff(docs, old_docs)
     return BuildReport(
-        documents=len(docs), passages=len(passages), sentences=written.sentences, embedded=embedded,
+        documents=len(docs), passages=corpus.passages, sentences=written.sentences, embedded=embedded,
         seconds=time.perf_counter() - t0, warnings=tuple(warnings), path=str(index_dir), added=added, changed=changed,
         removed=len(set(old_docs) - {d.doc_id for d in docs}), unchanged=unchanged,
-        embedded_sentences=len(cache.missed) - embedded, notes=tuple(notes),
+        embedded_sentences=len(cache.missed.distinct()) - embedded, notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -386,47 +420,92 @@ def _write_extra(dest: Path, data: bytes) -> None:
         atomic_write_bytes(dest, data)
 
 
-def _collect(
-    settings: Settings,
-    digests: dict[str, str],
-    old_docs: dict[str, DocumentEntry],
-    reusable: list[Passage],
-    read: Callable[[list[tuple[Path, str]]], Iterable[ReadResult]] | None = None,
-) -> tuple[list[DocumentEntry], list[SkippedEntry], list[Passage]]:
-    """(manifest entries, skipped files, passages) of the corpus: unchanged files keep their previous passages.
+class _CorpusPass:
+    """The corpus's passages in corpus order, yielded document by document; `docs`, `skipped` and the counts are
+    complete once it has been iterated (once).
 
-    Changed files are read by `read` (a backend's, all at once) or here, one by one; the result is the same.
+    Unchanged files take their passages from the previous index by position: its manifest lists the documents in
+    passage order with their counts, so no table of every previous passage is built. Changed files are read by
+    `read` (a backend's; results that come before their turn wait) or here, one by one; the result is the same.
     """
-    old_passages: dict[str, list[Passage]] = {}
-    for p in reusable:
-        old_passages.setdefault(p.doc_id, []).append(p)
-    corpus_dir = Path(settings.corpus_dir)
-    docs: list[DocumentEntry] = []
-    skipped: list[SkippedEntry] = []
-    passages: list[Passage] = []
 
-    def unchanged(doc_id: str, digest: str) -> bool:
-        prior = old_docs.get(doc_id)
-        return prior is not None and prior.sha256 == digest and doc_id in old_passages
+    def __init__(
+        self,
+        settings: Settings,
+        digests: dict[str, str],
+        old_docs: dict[str, DocumentEntry],
+        previous: Index | None,
+        read: Callable[[list[tuple[Path, str]]], Iterable[ReadResult]] | None = None,
+    ) -> None:
+        self.docs: list[DocumentEntry] = []
+        self.skipped: list[SkippedEntry] = []
+        self.passages = 0
+        self.texts = _Digests()  # of every passage's text, for the report's count of passages embedded
+        self._settings, self._digests, self._old_docs, self._read = settings, digests, old_docs, read
+        self._spans = _spans(previous) if previous is not None else {}
+        self._previous_passages: Sequence[Passage] = previous.passages if previous is not None else ()
 
-    fresh: dict[str, ReadResult] = {}
-    if read is not None:
-        jobs = [(corpus_dir / doc_id, doc_id) for doc_id, digest in digests.items() if not unchanged(doc_id, digest)]
-        fresh = {r.doc_id: r for r in read(jobs)} if jobs else {}
-    for doc_id, digest in digests.items():
-        if unchanged(doc_id, digest):
-            entry = old_docs[doc_id]
-            doc_passages = old_passages[doc_id]
-        else:
-            result = fresh.get(doc_id) or read_source(corpus_dir / doc_id, doc_id, settings.min_words, settings.max_words)
-            if result.error:
-                skipped.append(SkippedEntry(doc_id, digest, result.error))
-                continue
-            doc_passages = list(result.passages)
-            entry = DocumentEntry(doc_id, result.title, result.fingerprint, digest, result.source)
-        docs.append(replace(entry, passages=len(doc_passages)))
-        passages.extend(doc_passages)
-    return docs, skipped, passages
+    def __iter__(self) -> Iterator[Passage]:
+        corpus_dir = Path(self._settings.corpus_dir)
+        reused = {doc_id for doc_id, digest in self._digests.items() if self._unchanged(doc_id, digest)}
+        jobs = [(corpus_dir / doc_id, doc_id) for doc_id in self._digests if doc_id not in reused]
+        results = iter(self._read(jobs)) if self._read is not None and jobs else iter(())
+        sent, pending = {doc_id for _, doc_id in jobs} if self._read is not None else set(), {}
+        for doc_id, digest in self._digests.items():
+            doc_passages = self._reuse(doc_id) if doc_id in reused else None
+            if doc_passages is not None:
+                entry = self._old_docs[doc_id]
+            else:
+                result = _take(doc_id, results, pending) if doc_id in sent else None
+                result = result or read_source(corpus_dir / doc_id, doc_id, self._settings.min_words, self._settings.max_words)
+                if result.error:
+                    self.skipped.append(SkippedEntry(doc_id, digest, result.error))
+                    continue
+                doc_passages = list(result.passages)
+                entry = DocumentEntry(doc_id, result.title, result.fingerprint, digest, result.source)
+            self.docs.append(replace(entry, passages=len(doc_passages)))
+            self.passages += len(doc_passages)
+            for p in doc_passages:
+                self.texts.add(_key(p.text))
+            yield from doc_passages
+
+    def _unchanged(self, doc_id: str, digest: str) -> bool:
+        prior = self._old_docs.get(doc_id)
+        span = self._spans.get(doc_id)
+        return prior is not None and prior.sha256 == digest and span is not None and span[1] > span[0]
+
+    def _reuse(self, doc_id: str) -> list[Passage] | None:
+        """The previous index's passages of `doc_id`, or None when they are not all its (then the file is read)."""
+        lo, hi = self._spans[doc_id]
+        passages = list(self._previous_passages[lo:hi])
+        return passages if all(p.doc_id == doc_id for p in passages) else None
+
+
+def _spans(previous: Index) -> dict[str, tuple[int, int]]:
+    """{doc_id: (first, end) passage row} in `previous`; {} when its manifest's counts do not add up to its size."""
+    spans: dict[str, tuple[int, int]] = {}
+    row = 0
+    for d in previous.manifest.documents:
+        spans[d.doc_id] = (row, row + d.passages)
+        row += d.passages
+    return spans if row == len(previous.passages) else {}
+
+
+def _drained(items: list[Passage]) -> Iterator[Passage]:
+    """Yield the items of a list, dropping each from it, so the list holds none its consumer is done with."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
+def _take(doc_id: str, results: Iterator[ReadResult], pending: dict[str, ReadResult]) -> ReadResult | None:
+    """The backend's result for `doc_id` (None if it gave none), keeping those that came first in `pending`."""
+    while doc_id not in pending:
+        result = next(results, None)
+        if result is None:
+            return None
+        pending[result.doc_id] = result
+    return pending.pop(doc_id)
 
 
 def _diff(docs: list[DocumentEntry], old_docs: dict[str, DocumentEntry]) -> tuple[int, int, int]:

@@ -9,7 +9,8 @@ What differs from the exact layout (`store.py`), and why (measurements in docs/s
 - BM25 postings come from `postings.Bm25Writer` (bm25s's files and scores, written from streamed chunks).
 
 `CompactWriter` takes passages with their vectors in chunks and keeps only per-passage counters in memory
-(offsets, lengths); vectors and postings go to files as they come. Everything is written into a temporary
+(offsets, lengths); vectors and postings go to files as they come. `write_compact` feeds it from a stream of
+passages (the builder's, as it reads the corpus), one chunk at a time. Everything is written into a temporary
 folder with a manifest of sha256 checksums, then swapped in as `Index.save` does.
 """
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import time
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -241,21 +243,24 @@ def sq_ranges(dense: Any) -> np.ndarray | None:
 
 def write_compact(
     path: Path,
-    passages: Sequence[Passage],
+    passages: Iterable[Passage],
     embed: Callable[[list[str]], np.ndarray],
     manifest: IndexManifest,
     previous: Any = None,
     log: Callable[[str], None] | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     late: Callable[[IndexManifest], IndexManifest] | None = None,
 ) -> IndexManifest:
-    """Embed and write `passages` chunk by chunk as a compact index at `path`; returns the final manifest.
+    """Embed and write `passages` chunk by chunk (`chunk`, default CHUNK) as a compact index at `path`; returns the
+    final manifest. `passages` may be a stream: only one chunk of it is held at a time.
 
-    `late` completes the manifest with what is known only once everything is embedded (where the build ran)."""
+    `late` completes the manifest with what is known only once everything is read and embedded (the documents,
+    where the build ran)."""
     writer: CompactWriter | None = None
+    stream = iter(passages)
+    size = chunk or CHUNK
     try:
-        for lo in range(0, len(passages), chunk):
-            part = passages[lo : lo + chunk]
+        while part := list(islice(stream, size)):
             pvecs = embed([p.text for p in part])
             svecs = embed([s.text for p in part for s in p.sentences])
             if writer is None:
@@ -265,6 +270,7 @@ def write_compact(
             release = getattr(embed, "release", None)  # the builder's vector cache drops what is now on disk
             if release is not None:
                 release()
+            del part, pvecs, svecs  # else this chunk stays alive while the next one is read
         if writer is None:
             raise IndexCorruptError("a compact index needs at least one passage")
         return writer.finish(late(manifest) if late is not None else manifest)
