@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import time
+from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import chain, islice
@@ -155,6 +156,10 @@ def clean_leftovers(index_dir: Path) -> list[str]:
 class _VectorCache:
     """Embeds texts, reusing vectors of identical texts (by sha256) from the previous index of the same model."""
 
+    # A text's vector comes from the first of: the previous index (its first occurrence there), the batches embedded
+    # since the last `release`, the embedder. The previous index's texts are a `_TextTable` (about 20 bytes a text):
+    # a dict of them took ~200 bytes a text, 12 GB for the ~60M texts of 10M passages.
+
     def __init__(self, factory: Callable[[], Embedder], settings: Settings, progress: bool, log: Callable[[str], None]) -> None:
         self._factory = factory
         self._embedder: Embedder | None = None
@@ -162,46 +167,64 @@ class _VectorCache:
         self._progress = progress
         self._log = log
         self._sources: list[np.ndarray] = []  # matrices vectors are taken from: previous index, fresh batches
-        self._rows: dict[bytes, tuple[int, int]] = {}  # sha256 of a text -> (source, row)
+        self._tables: list[tuple[_TextTable, int, int]] = []  # (a seeded index's texts, its passages' source, passages)
+        self._fresh: dict[bytes, tuple[int, int]] = {}  # sha256 of a text embedded since `release` -> (source, row)
         self.dim = 0
         self.missed = _Digests()  # every text embedded (not reused), for the report's counts
         self._seeded = 0  # sources from the previous index; later ones are fresh batches `release` may drop
-        self._fresh: list[bytes] = []
 
     def seed(self, previous: Index) -> None:
         """Offer every passage and sentence vector of a loaded previous index for reuse."""
         self.dim = previous.manifest.dimension
         self._sources += [previous.passage_vectors, previous.sentence_vectors]
-        p_src, s_src = len(self._sources) - 2, len(self._sources) - 1
+        n = len(previous.passages)
+        prefixes, codes = bytearray(), array("i" if n + len(previous.sentence_vectors) < 2**31 else "q")
         row = 0
-        for i, p in enumerate(previous.passages):
-            self._rows.setdefault(_key(p.text), (p_src, i))
+        for i, p in enumerate(previous.passages):  # index order (a passage, then its sentences): the first one wins
+            prefixes += _key(p.text)[:16]
+            codes.append(i)
             for sentence in p.sentences:
-                self._rows.setdefault(_key(sentence.text), (s_src, row))
+                prefixes += _key(sentence.text)[:16]
+                codes.append(n + row)  # sentence rows come after the passage rows
                 row += 1
+        table = _TextTable(np.frombuffer(prefixes, dtype="S16"), np.frombuffer(codes, dtype=codes.typecode))
+        self._tables.append((table, len(self._sources) - 2, n))
         self._seeded = len(self._sources)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [_key(t) for t in texts]
+        where = np.full((len(texts), 2), -1, dtype=np.int64)  # (source, row) of each text's vector
+        for table, p_src, n in self._tables:
+            open_ = np.flatnonzero(where[:, 0] < 0)
+            if not len(open_):
+                break
+            codes = table.find(np.array([keys[i][:16] for i in open_], dtype="S16"))
+            hit = codes >= 0
+            is_sentence = codes[hit] >= n
+            where[open_[hit], 0] = p_src + is_sentence
+            where[open_[hit], 1] = codes[hit] - n * is_sentence
         todo: dict[bytes, str] = {}
-        for k, t in zip(keys, texts):
-            if k not in self._rows and k not in todo:
-                todo[k] = t
+        for i in np.flatnonzero(where[:, 0] < 0).tolist():
+            k = keys[i]
+            if k in self._fresh:
+                where[i] = self._fresh[k]
+            elif k not in todo:
+                todo[k] = texts[i]
         if todo:
             embedder = self._load()
             self._log(f"embedding {len(todo)} new texts with {embedder.name}")
             vecs = embedder.encode(list(todo.values()), batch_size=self._settings.batch_size, progress=self._progress)
             self._sources.append(vecs)
             for i, k in enumerate(todo):
-                self._rows[k] = (len(self._sources) - 1, i)
+                self._fresh[k] = (len(self._sources) - 1, i)
                 self.missed.add(k)
-            self._fresh += todo
             self.dim = int(vecs.shape[1])
             if len(todo) == len(texts):  # every text new and distinct: the batch is the answer, in order
                 return np.ascontiguousarray(vecs, dtype=np.float32)
+            for i in np.flatnonzero(where[:, 0] < 0).tolist():
+                where[i] = self._fresh[keys[i]]
         if not texts and not self.dim:
             self.dim = self._load().dim
-        where = np.array([self._rows[k] for k in keys], dtype=np.int64).reshape(-1, 2)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for source in np.unique(where[:, 0]):
             mask = where[:, 0] == source
@@ -210,15 +233,38 @@ class _VectorCache:
 
     def release(self) -> None:
         """Forget the vectors embedded so far (a chunked build has written them), so memory stays bounded."""
-        for k in self._fresh:
-            self._rows.pop(k, None)
-        self._fresh = []
+        self._fresh = {}
         del self._sources[self._seeded :]
 
     def _load(self) -> Embedder:
         if self._embedder is None:
             self._embedder = self._factory()
         return self._embedder
+
+
+class _TextTable:
+    """Where each distinct text of a sequence first occurs: sorted 16-byte sha256 prefixes beside the caller's codes."""
+
+    # 16 bytes a text, not sha256's 32: two of n texts share a prefix (and so a vector) with odds of about n^2 / 2^129,
+    # 1e-23 for 60M texts, as unlikely in practice as a sha256 collision. Codes keep the dtype they come in.
+    def __init__(self, prefixes: np.ndarray, codes: np.ndarray) -> None:
+        order = np.argsort(prefixes, kind="stable")  # stable: copies of a text keep their order, the first first
+        ranked = prefixes[order]
+        first = np.ones(len(ranked), dtype=bool)
+        first[1:] = ranked[1:] != ranked[:-1]
+        self.codes = codes[order[first]]
+        del order  # before the last copy, the peak of a seed's memory
+        self.prefixes = ranked[first]
+
+    def find(self, prefixes: np.ndarray) -> np.ndarray:
+        """The code of each of `prefixes` (16-byte sha256 prefixes, dtype S16), -1 for those not in the table."""
+        out = np.full(len(prefixes), -1, dtype=np.int64)
+        if not len(self.prefixes) or not len(prefixes):
+            return out
+        at = np.minimum(np.searchsorted(self.prefixes, prefixes), len(self.prefixes) - 1)
+        hit = self.prefixes[at] == prefixes
+        out[hit] = self.codes[at[hit]]
+        return out
 
 
 def _key(text: str) -> bytes:
