@@ -176,19 +176,11 @@ def scorer_info(assistant: Any) -> dict[str, Any]:
 
 
 def make_pdf(path: Path) -> Path:
-    """Write the made-up lighthouse history as a one-page PDF with a text layer (fpdf2, as tests/samples.py does)."""
-    from fpdf import FPDF
+    """Write the made-up lighthouse history as a one-page PDF with a text layer (the tests' PDF maker)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from samples import make_pdf as write_pdf
 
-    pdf = FPDF()
-    pdf.set_title(PDF_TITLE)
-    pdf.set_font("helvetica", size=11)
-    pdf.add_page()
-    pdf.start_section(PDF_TITLE)
-    for para in PDF_PARAGRAPHS:
-        pdf.multi_cell(0, 6, para)
-        pdf.ln(6)
-    pdf.output(str(path))
-    return path
+    return write_pdf(path, [(PDF_TITLE, list(PDF_PARAGRAPHS))], title=PDF_TITLE)
 
 
 def start_server(root: Path) -> tuple[str, Any, Any, dict[str, Any]]:
