@@ -244,7 +244,6 @@ def test_type_gate_reads_the_answer_sentence_of_a_when_question(fake_assistant: 
 def test_the_gates_refuse_only_when_their_settings_are_on(fake_assistant: Assistant) -> None:
     sure = _only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=5.0)  # P(answerable) 0.993 whatever it reads
     history = ["Who was Edwin Tallow?"]
-    fake_assistant.settings = fake_assistant.settings.with_(subject_gate=False)
     off = _deciding(fake_assistant, StandIn("Harbour Committee was led", answerability=sure)).ask("Who led it?", history)
     assert not off.abstained and off.answer.startswith("The Harbour Committee was led by Marta Quell.")
     fake_assistant.settings = fake_assistant.settings.with_(subject_gate=True)
