@@ -23,7 +23,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -164,34 +164,40 @@ class RayBackend:
 
     # -- BuildBackend --------------------------------------------------------------------------------------
 
-    def read(self, jobs: list[tuple[Path, str]], settings: Settings) -> Iterable[ReadResult]:
-        local: list[ReadResult] = []
+    def read(self, jobs: list[tuple[Path, str]], settings: Settings) -> Iterator[ReadResult]:
+        """Each job's ReadResult as its batch comes back from the actors (files the driver must read, first)."""
         shipped: list[Shipped] = []
         for path, doc_id in jobs:
             item = shippable(path, doc_id)
             if item is None:  # unreadable, special or over the size limit: read here, for the same warning
-                local.append(read_source(path, doc_id, settings.min_words, settings.max_words))
+                yield read_source(path, doc_id, settings.min_words, settings.max_words)
             else:
                 shipped.append(item)
         if not shipped:
-            return local
+            return
         pool = self._connect(settings)
         payloads = read_batches(shipped)
+        count = len(shipped)
+        del shipped  # the batches hold the files now, each dropped once its results are back
         t0 = time.perf_counter()
         if self.progress is not None:
-            self.progress.start("read", len(shipped))
-        results: list[ReadResult] = list(local)
-
-        def done(_i: int, out: list[ReadResult]) -> None:
-            results.extend(out)
+            self.progress.start("read", count)
+        read = 0
+        # Lazily: the build embeds (on the same actors) while it reads, and takes results as their files come up,
+        # so only the window of batches in flight is held here, not every file's passages.
+        for _i, out in pool.stream("read", payloads):
+            read += len(out)
+            # Counted as each batch arrives: the consumer may never resume the generator after the last one.
+            self._stats = _replace(self._stats, documents_read=self._stats.documents_read + len(out),
+                                   read_seconds=self._stats.read_seconds + time.perf_counter() - t0)  # fmt: skip
+            t0 = time.perf_counter()
             if self.progress is not None:
+                if self.progress.phase != "read":  # an embedding step came in between: show the reading again
+                    self.progress.start("read", count)
+                    self.progress.advance(read - len(out))
                 self.progress.workers = len(pool.live)
                 self.progress.advance(len(out))
-
-        pool.run("read", payloads, done)
-        self._stats = _replace(self._stats, documents_read=self._stats.documents_read + len(shipped),
-                               read_seconds=self._stats.read_seconds + time.perf_counter() - t0)  # fmt: skip
-        return results
+            yield from out
 
     def embedder(self, settings: Settings) -> Embedder:
         self._connect(settings)

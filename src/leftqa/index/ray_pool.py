@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -92,7 +92,6 @@ class _Slot:
     actor: Any
     ready: Any  # ObjectRef of info() until the actor answered, then None
     info: dict[str, Any] = field(default_factory=dict)
-    busy: int = 0
 
 
 class WorkerPool:
@@ -159,24 +158,40 @@ class WorkerPool:
 
     def run(self, method: str, payloads: list[Any], on_result: Callable[[int, Any], None]) -> None:
         """Run `method(payload)` on the actors for every payload; on_result(i, value) as each finishes."""
+        try:
+            for i, value in self.stream(method, payloads):
+                on_result(i, value)
+        except BaseException:
+            if not self.lost:  # as when the error comes from the actors: a failed run leaves no actor behind
+                self.shutdown()
+            raise
+
+    def stream(self, method: str, payloads: list[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield (i, method(payloads[i])) as each finishes; at most IN_FLIGHT tasks per live actor are out at once.
+
+        Nothing is sent while the consumer holds the generator, so the driver never holds more than that window of
+        finished results it has not taken. A payload is dropped from `payloads` once its result is yielded. The
+        tasks of a stream the consumer stops early are cancelled, and the actors kept (another stream may use them).
+        """
         ray = self._ray
         exc_types = ray.exceptions
         queue = list(range(len(payloads)))[::-1]
         attempts = [0] * len(payloads)
         inflight: dict[Any, tuple[int, _Slot]] = {}
+        busy: dict[int, int] = {}  # this stream's tasks per actor: a suspended stream must not block another's
         remaining = len(payloads)
         waiting_since = time.monotonic()
         try:
             while remaining:
                 for slot in self.live:
-                    while queue and slot.busy < IN_FLIGHT:
+                    while queue and busy.get(id(slot), 0) < IN_FLIGHT:
                         i = queue.pop()
                         call = getattr(slot.actor, method)
                         # Passed by value: a batch (~30 KB of text) travels inside the task, and no call that
                         # needs the local object store is made (after losing the head it would end the process).
                         ref = call.remote() if method == "dim" else call.remote(payloads[i])
                         inflight[ref] = (i, slot)
-                        slot.busy += 1
+                        busy[id(slot)] = busy.get(id(slot), 0) + 1
                 pending = list(inflight) + [s.ready for s in self._slots if s.ready is not None]
                 if not self.live and time.monotonic() - waiting_since > self._start_timeout:
                     raise ClusterError(
@@ -194,7 +209,7 @@ class WorkerPool:
                         self._started(slot, ref)
                         continue
                     i, slot = inflight.pop(ref)
-                    slot.busy -= 1
+                    busy[id(slot)] -= 1
                     try:
                         value = ray.get(ref)
                     except exc_types.RayTaskError as exc:
@@ -213,19 +228,26 @@ class WorkerPool:
                     if method != "dim":
                         self.batches += 1
                     remaining -= 1
-                    on_result(i, value)
+                    payloads[i] = None  # sent for the last time: the driver need not keep it
+                    yield i, value
                 if self.live:
                     waiting_since = time.monotonic()
+        except GeneratorExit:
+            self._cancel(inflight)  # the consumer stopped early (or finished): the pool stays for its next work
+            raise
         except BaseException:
             if self.lost:
                 raise
-            for ref in inflight:
-                try:
-                    ray.cancel(ref)
-                except Exception:  # noqa: BLE001 - best effort: the actors are killed next
-                    pass
+            self._cancel(inflight)
             self.shutdown()
             raise
+
+    def _cancel(self, inflight: dict[Any, tuple[int, _Slot]]) -> None:
+        for ref in inflight:
+            try:
+                self._ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort: the actors are killed next, or finish it unseen
+                pass
 
     def _check_head(self, now: bool = False) -> None:
         """ClusterError when the head no longer accepts connections (Ray itself would wait, then end the process)."""
