@@ -2,6 +2,7 @@
 
     python benchmarks/ann_choice.py --passages 200000 --out reports/ann-200k.json
     python benchmarks/ann_choice.py --passages 1000000 --configs hnsw32-sq8,ivf-sq8 --out reports/ann-1m.json
+    python benchmarks/ann_choice.py --passages 200000 --configs hnsw32-sq8,pca128-hnsw32-rerank10 --out reports/ann-pca.json
 
 Vectors are the synthetic passages of benchmarks/benchlib.py (normalised mean of three real pool sentence
 vectors); queries are real model vectors of generated questions (seed 17, as `run.py` measures recall). Search
@@ -45,7 +46,7 @@ def measure(index, qvecs: np.ndarray, truth: np.ndarray, knob: str, values: list
     out = []
     for v in values:
         if knob == "efSearch":
-            index.hnsw.efSearch = v
+            _hnsw(index).efSearch = v
         else:
             faiss.extract_index_ivf(index).nprobe = v
         ms, hits = [], 0
@@ -57,6 +58,36 @@ def measure(index, qvecs: np.ndarray, truth: np.ndarray, knob: str, values: list
         out.append({knob: v, "recall_at_10": round(hits / truth.size, 4), "ms": bench.percentiles(ms)})
         print(json.dumps(out[-1]), flush=True)
     return out
+
+
+def _hnsw(index):  # noqa: ANN001, ANN202 - a FAISS index
+    """The HNSW graph of an index, also inside a refine wrapper and a PCA pre-transform."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        index = faiss.downcast_index(index.base_index)
+    if isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index.hnsw
+
+
+def pca_hnsw_rerank(base: np.ndarray, dims: int, m: int, k_factor: int):  # noqa: ANN201 - a FAISS index
+    """HNSW over SQ8 codes of PCA-reduced vectors (cheaper distances while building), its candidates re-scored
+    with full-width SQ8 codes: `k_factor` x 10 candidates for a top 10."""
+    import faiss
+
+    n, dim = base.shape
+    small = faiss.IndexHNSWSQ(dims, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+    small.hnsw.efConstruction = 40
+    reduced = faiss.IndexPreTransform(faiss.PCAMatrix(dim, dims), small)
+    full = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexRefine(reduced, full)
+    index.k_factor = k_factor
+    index.train(base[:: max(1, n // 200_000)])
+    for lo in range(0, n, 100_000):
+        index.add(base[lo : lo + 100_000])
+    return index
 
 
 def sweep_index(args: argparse.Namespace) -> int:
@@ -106,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.configs.split(","):
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         t0 = time.perf_counter()
-        if name.startswith("hnsw"):
+        if name.startswith("pca"):  # e.g. pca128-hnsw32-rerank10
+            parts = name.split("-")
+            index = pca_hnsw_rerank(base, int(parts[0][3:]), int(parts[1][4:]), int(parts[2][6:]))
+            knob, values = "efSearch", [128, 256, 512, 1024, 2048]
+        elif name.startswith("hnsw"):
             m = int(name[4:].split("-")[0])
             index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 40
