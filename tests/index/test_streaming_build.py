@@ -21,7 +21,8 @@ from conftest import FAKE_MODEL, GUILD_MD, HARBOUR_TXT, write_files
 
 from leftqa.config import Settings
 from leftqa.index import builder, compact
-from leftqa.index.builder import _VectorCache, build_index, pipeline_key, read_source
+from leftqa.index.builder import build_index, pipeline_key, read_source
+from leftqa.index.vectorcache import VectorCache
 from leftqa.index.embed import HashEmbedder
 from leftqa.index.store import Chunking, DocumentEntry, Index, IndexManifest, SkippedEntry
 from leftqa.ingest.corpus import fingerprint_of, source_digests
@@ -83,7 +84,7 @@ def list_build(settings: Settings, dest: Path, previous: Path | None = None) -> 
         documents=tuple(docs), skipped=tuple(skipped),
     )  # fmt: skip
     old = Index.load(previous) if previous is not None else None
-    cache = _VectorCache(BatchEmbedder, settings, False, lambda _m: None)
+    cache = VectorCache(BatchEmbedder, settings, False, lambda _m: None)
     if old is not None:
         cache.seed(old)
     local = lambda m: replace(m, build={"engine": "local"})  # noqa: E731

@@ -13,8 +13,9 @@ import pytest
 from conftest import FAKE_MODEL, write_files
 
 from leftqa.config import Settings
-from leftqa.index import builder, compact
-from leftqa.index.builder import _TextTable, _VectorCache, build_index
+from leftqa.index import compact, vectorcache
+from leftqa.index.builder import build_index
+from leftqa.index.vectorcache import TextTable, VectorCache
 from leftqa.index.embed import HashEmbedder
 from leftqa.index.store import Index
 
@@ -69,7 +70,7 @@ def texts_in_index_order(previous: Index) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def held(obj: object, skip: set[int], seen: set[int] | None = None) -> Iterator[object]:
-    """Every container and numpy array reachable from `obj` through the builder's own objects (not through the
+    """Every container and numpy array reachable from `obj` through the vector cache module's own objects (not through the
     settings, the embedder factory, the log, or the arrays whose ids are in `skip`)."""
     seen = set() if seen is None else seen
     if id(obj) in seen or id(obj) in skip:
@@ -86,7 +87,7 @@ def held(obj: object, skip: set[int], seen: set[int] | None = None) -> Iterator[
         yield obj
         for item in obj:
             yield from held(item, skip, seen)
-    elif type(obj).__module__ == builder.__name__ and hasattr(obj, "__dict__"):
+    elif type(obj).__module__ == vectorcache.__name__ and hasattr(obj, "__dict__"):
         for v in vars(obj).values():
             yield from held(v, skip, seen)
 
@@ -101,7 +102,7 @@ def test_the_cache_holds_the_previous_index_texts_in_numpy_not_in_python_contain
     distinct = len(set(texts))
     assert distinct > 300 and distinct < len(texts)
     batch = 8
-    cache = _VectorCache(CallEmbedder, settings, False, lambda _m: None)
+    cache = VectorCache(CallEmbedder, settings, False, lambda _m: None)
     cache.seed(previous)
     skip = {id(previous.passage_vectors), id(previous.sentence_vectors)}
 
@@ -146,7 +147,7 @@ def test_each_text_takes_the_vector_of_its_first_occurrence(tmp_path: Path, monk
     assert all(first[t].tobytes() != seen[t][-1] for t in (para(0), ONE, SHARED))
 
     embedder = CallEmbedder()
-    cache = _VectorCache(lambda: embedder, settings, False, lambda _m: None)
+    cache = VectorCache(lambda: embedder, settings, False, lambda _m: None)
     cache.seed(previous)
     asked = list(first) * 2
     random.Random(7).shuffle(asked)
@@ -170,10 +171,10 @@ def test_each_text_takes_the_vector_of_its_first_occurrence(tmp_path: Path, monk
 def test_the_text_table_finds_the_first_code_of_each_prefix() -> None:
     # Prefixes ending in zero bytes: numpy drops trailing NULs when it hands out an S16 item, not when it compares.
     zeros, a, a1 = b"\x00" * 16, b"a" + b"\x00" * 15, b"a" + b"\x00" * 14 + b"\x01"
-    table = _TextTable(np.array([zeros, a, a1, b"b" * 16, a, zeros], dtype="S16"), np.arange(10, 16, dtype=np.int32))
+    table = TextTable(np.array([zeros, a, a1, b"b" * 16, a, zeros], dtype="S16"), np.arange(10, 16, dtype=np.int32))
     asked = np.array([b"b" * 16, zeros, b"c" * 16, a, a1, b"\xff" * 16], dtype="S16")
     assert table.find(asked).tolist() == [13, 10, -1, 11, 12, -1]  # trailing zero bytes count; the first copy wins
     assert len(table.prefixes) == len(table.codes) == 4
-    empty = _TextTable(np.zeros(0, dtype="S16"), np.zeros(0, dtype=np.int32))
+    empty = TextTable(np.zeros(0, dtype="S16"), np.zeros(0, dtype=np.int32))
     assert empty.find(asked).tolist() == [-1] * 6
     assert table.find(np.zeros(0, dtype="S16")).tolist() == []
