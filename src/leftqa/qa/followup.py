@@ -57,9 +57,8 @@ def context_terms(previous_query: str, answer_sentences: list[str], questions_on
     """What the conversation is about: names and content words of the last query, then two names from its answer;
     with `questions_only`, the user's words alone: no answer names, no pronoun or word of a name already taken."""
     terms_: list[str] = list(names(previous_query))
-    taken = {w for n in terms_ for w in n.lower().split()}
     for w in content_words(previous_query):
-        if questions_only and (w in _ANAPHORA or w in taken or any(w in t.lower() for t in terms_)):
+        if questions_only and (w in _ANAPHORA or any(w in t.lower() for t in terms_)):
             continue
         if not any(w in n.lower().split() for n in terms_):
             terms_.append(w)

@@ -61,19 +61,18 @@ def run_training(
         chosen = rest[:pairs] if pairs else rest
     if not chosen:
         raise TrainingError(f"no training pairs left after skipping {config.skip_pairs:,}")
+    asked = {p.question for p in chosen if p.label > 0}  # the answerable questions chosen, which the extras vary
     missing: list[Pair] = []
     if config.missing_share > 0:
         if config.loss != "listwise":
             raise TrainingError("--missing-share needs --loss listwise (its questions have no positive sentence)")
-        asked = {p.question for p in chosen if p.label > 0}
         missing = list(missing_pairs(train_articles, asked, config.missing_share, config.seed, max(p.group for p in all_pairs) + 1, context=config.context))
     variants: list[Pair] = []
     kinds: dict[str, int] = {}
     if config.variant_share > 0:
         if config.loss != "listwise":
             raise TrainingError("--variant-share needs --loss listwise (some variants have no positive sentence)")
-        asked = {p.question for p in chosen if p.label > 0}
-        first = max([p.group for p in all_pairs + missing]) + 1
+        first = max(p.group for p in (*all_pairs, *missing)) + 1
         variants = list(variant_pairs(train_articles, asked, config.variant_share, config.seed, first, context=config.context, counts=kinds))
     log(f"{len(all_pairs):,} pairs from {len(train_articles)} articles; training on {len(chosen):,}"
         f"{f' and {len(missing):,} missing-question pairs' if missing else ''}"

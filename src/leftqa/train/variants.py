@@ -109,10 +109,10 @@ def swap_year(question: str, answer: str, paragraph: str, article_years: Sequenc
 # After one of these a name is an object ("an album from Beyoncé" -> "from her"), elsewhere the subject.
 _OBJECT_AFTER = frozenset(
     "of to from with by for about at on in against under than like as between into onto without toward towards "
-    "beyond after before over during did does do and or".split()
+    "beyond after before over during and or".split()
 )
-_OBJECT_AFTER_VERB = frozenset("did does do".split())
-_AUXILIARY = frozenset("is was were are be been did does do has have had will would can could who what".split())  # "When did X die": X is still the subject after these
+# After these a name is still the subject ("When did X die?", "Who was X?").
+_AUXILIARY = frozenset("is was were are be been did does do has have had will would can could who what".split())
 
 
 def pronoun_for(paragraph: str) -> tuple[str, str, str]:
@@ -135,7 +135,7 @@ def as_followup(question: str, name: str, paragraph: str) -> str | None:
     before = re.findall(r"[a-z]+", question[: m.start()].lower())[-1:]
     if m.group(1):
         word = possessive
-    elif before and before[0] in _OBJECT_AFTER and before[0] not in _OBJECT_AFTER_VERB:
+    elif before and before[0] in _OBJECT_AFTER:
         word = obj
     elif before and before[0] not in _AUXILIARY and not question[m.end() :].strip(" ?.!"):
         word = obj  # last word after a verb: "Who coached Beyoncé?" -> "Who coached her?"
