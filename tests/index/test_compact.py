@@ -132,3 +132,16 @@ def test_sq8_ranges_are_reused_when_every_vector_fits(pair: tuple[Settings, Sett
     outside = decoded.copy()
     outside[0, 0] = 5.0
     assert build_compact_dense(outside, compact_spec(len(decoded)), sq_ranges(small.dense))[1]
+
+
+@pytest.mark.parametrize("n, step, span", [(1, 1, 100_000), (1000, 1, 64), (1003, 7, 50), (1003, 7, 3), (20, 50, 100)])
+def test_strided_rows_equal_a_strided_slice(tmp_path: Path, n: int, step: int, span: int) -> None:
+    from leftqa.index.compact import strided_rows
+
+    rng = np.random.default_rng(n + step)
+    plain = rng.standard_normal((n, 6)).astype(np.float32)
+    plain.tofile(tmp_path / "v.f32")
+    mapped = np.memmap(tmp_path / "v.f32", dtype=np.float32, mode="r", shape=(n, 6))
+    for vectors in (plain, mapped):
+        got = strided_rows(vectors, step, span)
+        assert got.dtype == np.float32 and np.array_equal(got, plain[::step])

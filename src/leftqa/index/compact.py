@@ -199,10 +199,9 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
     storage = faiss.downcast_index(index.storage)
     trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
     if trained_here:
-        # SQ8 ranges per dimension from a sample of at most 200K rows (taken by stride, so no copy of the whole set).
+        # SQ8 ranges per dimension from a sample of at most 200K rows.
         step = max(1, n // 200_000)
-        index.train(np.ascontiguousarray(vectors[::step], dtype=np.float32) if n else np.zeros((1, dim), np.float32))
-        drop_pages(vectors)
+        index.train(strided_rows(vectors, step) if n else np.zeros((1, dim), np.float32))
     else:
         # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
         faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
@@ -212,6 +211,20 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
         index.add(np.ascontiguousarray(vectors[lo : lo + 100_000], dtype=np.float32))
         drop_pages(vectors)  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
     return index, trained_here
+
+
+def strided_rows(vectors: np.ndarray, step: int, span: int = 100_000) -> np.ndarray:
+    """`vectors[::step]` as a float32 copy, read a window of about `span` rows at a time."""
+    # One strided pass over a memory-mapped file maps nearly all of it: the kernel maps the cached pages around
+    # each fault (fault-around), so rows 50 apart touch most pages. At 10M passages that put 13 GB of the 15 GB
+    # float32 scratch file in the build's RSS (peak 14.5 GB, measured); each window's pages are dropped instead.
+    out = np.empty(((len(vectors) + step - 1) // step, vectors.shape[1]), dtype=np.float32)
+    window = step * max(1, span // step)  # a multiple of `step`, so the windows' rows are exactly vectors[::step]
+    for lo in range(0, len(vectors), window):
+        rows = vectors[lo : lo + window : step]
+        out[lo // step : lo // step + len(rows)] = rows
+        drop_pages(vectors)
+    return out
 
 
 def _within(vectors: np.ndarray, trained: np.ndarray) -> bool:
