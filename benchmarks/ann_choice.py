@@ -105,7 +105,7 @@ def sweep_index(args: argparse.Namespace) -> int:
     index = faiss.read_index(str(Path(args.index) / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC)
     for q in qvecs[:20]:  # warm the mapped pages
         index.search(q.reshape(1, -1), 10)
-    runs = measure(index, qvecs, truth, "efSearch", [512, 1024, 2048, 4096])
+    runs = measure(index, qvecs, truth, "efSearch", [int(e) for e in args.ef.split(",")])
     result = {"passages": n, "index": args.index, "queries": len(qvecs), "load_avg": os.getloadavg(), "runs": runs}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="hnsw32-sq8,hnsw16-sq8,ivf-sq8")
     p.add_argument("--out", required=True)
     p.add_argument("--index", help="sweep efSearch on this built synthetic index of --passages (no build)")
+    p.add_argument("--ef", default="512,1024,2048,4096", help="efSearch values of the --index sweep (comma list)")
     args = p.parse_args(argv)
     if args.index:
         return sweep_index(args)
