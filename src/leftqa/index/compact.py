@@ -207,23 +207,30 @@ def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: n
         faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
         storage.is_trained = True
         index.is_trained = True
-    for lo in range(0, n, 100_000):
-        index.add(np.ascontiguousarray(vectors[lo : lo + 100_000], dtype=np.float32))
-        drop_pages(vectors)  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
+    for block in windows(vectors):  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
+        index.add(block)
     return index, trained_here
 
 
-def strided_rows(vectors: np.ndarray, step: int, span: int = 100_000) -> np.ndarray:
-    """`vectors[::step]` as a float32 copy, read a window of about `span` rows at a time."""
-    # One strided pass over a memory-mapped file maps nearly all of it: the kernel maps the cached pages around
-    # each fault (fault-around), so rows 50 apart touch most pages. At 10M passages that put 13 GB of the 15 GB
-    # float32 scratch file in the build's RSS (peak 14.5 GB, measured); each window's pages are dropped instead.
-    out = np.empty(((len(vectors) + step - 1) // step, vectors.shape[1]), dtype=np.float32)
-    window = step * max(1, span // step)  # a multiple of `step`, so the windows' rows are exactly vectors[::step]
-    for lo in range(0, len(vectors), window):
-        rows = vectors[lo : lo + window : step]
-        out[lo // step : lo // step + len(rows)] = rows
+def windows(vectors: np.ndarray, rows: int = 100_000, step: int = 1) -> Iterable[np.ndarray]:
+    """Float32 copies of `vectors[lo : lo + rows : step]` in turn, each window's mapped pages dropped once copied."""
+    # Reading a memory-mapped file maps more than the rows read: the kernel maps the cached pages around each fault
+    # (fault-around), so even rows 50 apart touch most pages. At 10M passages one strided pass put 13 GB of the
+    # 15 GB float32 scratch file in the build's RSS (peak 14.5 GB, measured).
+    for lo in range(0, len(vectors), rows):
+        block = np.ascontiguousarray(vectors[lo : lo + rows : step], dtype=np.float32)
         drop_pages(vectors)
+        yield block
+
+
+def strided_rows(vectors: np.ndarray, step: int, span: int = 100_000) -> np.ndarray:
+    """`vectors[::step]` as a float32 copy, read a window of about `span` rows at a time (`windows`)."""
+    out = np.empty(((len(vectors) + step - 1) // step, vectors.shape[1]), dtype=np.float32)
+    at = 0
+    # A window of a multiple of `step` rows, so the windows' rows are exactly vectors[::step].
+    for block in windows(vectors, step * max(1, span // step), step):
+        out[at : at + len(block)] = block
+        at += len(block)
     return out
 
 
@@ -235,12 +242,7 @@ def _within(vectors: np.ndarray, trained: np.ndarray) -> bool:
     # re-encodes to the same code, so a step of slack keeps reused vectors reusable.
     step = trained[dim:] / 255
     vmin, vmax = trained[:dim] - step, trained[:dim] + trained[dim:] + step
-    for lo in range(0, len(vectors), 200_000):
-        block = np.asarray(vectors[lo : lo + 200_000], dtype=np.float32)
-        drop_pages(vectors)
-        if (block.min(axis=0) < vmin).any() or (block.max(axis=0) > vmax).any():
-            return False
-    return True
+    return not any((block.min(axis=0) < vmin).any() or (block.max(axis=0) > vmax).any() for block in windows(vectors, 200_000))
 
 
 def sq_ranges(dense: Any) -> np.ndarray | None:
