@@ -78,6 +78,9 @@ class Settings:
     # answerable) and SQuAD dev (answer@1 0.877 -> 0.875), but not on questions nobody tuned for: the locked test
     # split lost 2 answers for 1 refusal, the blind set one answer (docs/experiments.md, F).
     subject_gate: bool = False
+    # With an answer scorer that carries a verifier (scorer.json "verifier"): refuse when the verifier, reading the
+    # question against the first quoted sentence with its neighbours, gives P(it answers) under its floor.
+    verifier: bool = True
     # A follow-up is searched with context terms from the previous query and two names from its answer; off, from
     # the user's questions only, without pronouns or repeats ("(Rosa Luxemburg, criticize)", not "(Rosa Luxemburg,
     # Bolsheviks, October Revolution, she, criticize, Luxemburg)").

@@ -10,7 +10,7 @@ import pytest
 from leftqa.qa import answer as ans
 from leftqa.qa.assistant import Assistant
 from leftqa.qa.policy import learned_reason
-from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, Linear, ScorerInfo
+from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, Linear, ScorerInfo, VerifierInfo
 
 
 def _only(features: tuple[str, ...], name: str, weight: float = 1.0, bias: float = 0.0) -> Linear:
@@ -20,10 +20,22 @@ def _only(features: tuple[str, ...], name: str, weight: float = 1.0, bias: float
 class StandIn:
     """Scores a sentence by whether it contains a chosen word (logit 5) or not (logit -5)."""
 
-    def __init__(self, word: str, candidates: int = 4, answerability: Linear | None = None) -> None:
+    def __init__(self, word: str, candidates: int = 4, answerability: Linear | None = None, verifier: float | None = None) -> None:
         self.word = word
-        self.info = ScorerInfo("stand-in", 96, candidates, _only(SENTENCE_FEATURES, "ce"), answerability)
+        floor = VerifierInfo("verifier.onnx", 128, 0.5) if verifier is not None else None
+        self.info = ScorerInfo("stand-in", 96, candidates, _only(SENTENCE_FEATURES, "ce"), answerability, verifier=floor)
         self.seen: list[tuple[str, list[str]]] = []
+        self.verifier = verifier  # what verified() returns; None: no verifier
+        self.windows: list[tuple[str, str]] = []
+
+    @property
+    def has_verifier(self) -> bool:
+        return self.verifier is not None
+
+    def verified(self, question: str, window: str) -> float:
+        self.windows.append((question, window))
+        assert self.verifier is not None
+        return self.verifier
 
     def logits(self, question: str, sentences: list[str]) -> np.ndarray:
         self.seen.append((question, list(sentences)))
@@ -256,3 +268,22 @@ def test_the_gates_refuse_only_when_their_settings_are_on(fake_assistant: Assist
     assert undated.abstained and undated.evidence["type_gate"] == 0.0
     dated = _deciding(fake_assistant, StandIn("opened in 1834", answerability=sure)).ask("When did the first customs house open?")
     assert not dated.abstained and dated.evidence["type_gate"] == 1.0
+
+
+def test_the_verifier_reads_the_answer_sentence_with_its_neighbours_and_refuses_under_its_floor(fake_assistant: Assistant) -> None:
+    sure = _only(ANSWERABILITY_FEATURES, "ce_best", weight=0.0, bias=5.0)  # P(answerable) 0.993 whatever it reads
+    doubtful = StandIn("Harbour Committee was led", answerability=sure, verifier=0.2)
+    no = _deciding(fake_assistant, doubtful).ask("Who led the Harbour Committee?")
+    assert no.abstained and (no.evidence["verifier"], no.evidence["verified"]) == (0.2, 0.0)
+    assert no.reason == "the closest sentences are on the subject but do not say what was asked"
+    [(question, window)] = doubtful.windows
+    passage = next(p for p in fake_assistant.index.passages if "The Harbour Committee was led" in p.text)
+    at = next(i for i, s in enumerate(passage.sentences) if s.text.startswith("The Harbour Committee was led"))
+    assert question == "Who led the Harbour Committee?"
+    assert window == " ".join(s.text for s in passage.sentences[max(0, at - 1) : at + 2]) and window.count(".") >= 2
+    confident = StandIn("Harbour Committee was led", answerability=sure, verifier=0.8)
+    yes = _deciding(fake_assistant, confident).ask("Who led the Harbour Committee?")
+    assert not yes.abstained and yes.evidence["verified"] == 1.0
+    fake_assistant.settings = fake_assistant.settings.with_(verifier=False)
+    off = _deciding(fake_assistant, StandIn("Harbour Committee was led", answerability=sure, verifier=0.2)).ask("Who led the Harbour Committee?")
+    assert not off.abstained and "verifier" not in off.evidence

@@ -141,3 +141,43 @@ def test_the_assistant_loads_the_scorer_with_its_own_thread_count(scorer_dir: Pa
     for n in (1, 2):
         scorer = load_scorer(Settings(scorer=str(scorer_dir), scorer_threads=n, threads=1))
         assert scorer is not None and scorer._session.get_session_options().intra_op_num_threads == n
+
+
+def _with_verifier(folder: Path, floor: float = 0.9) -> None:
+    """Give the scorer folder a verifier: the counting graph again, reading up to 16 tokens."""
+    _graph(folder / "verifier.onnx")
+    doc = json.loads((folder / MANIFEST).read_text())
+    doc["verifier"] = {"file": "verifier.onnx", "version": "v-test", "max_length": 16, "floor": floor}
+    doc["files"]["verifier.onnx"] = hashlib.sha256((folder / "verifier.onnx").read_bytes()).hexdigest()
+    (folder / MANIFEST).write_text(json.dumps(doc))
+
+
+def test_a_verifier_reads_the_window_with_its_own_length_and_gives_a_probability(scorer_dir: Path) -> None:
+    assert AnswerScorer.load(scorer_dir).has_verifier is False
+    _with_verifier(scorer_dir)
+    info = read_info(scorer_dir)
+    assert info.verifier is not None and (info.verifier.max_length, info.verifier.floor) == (16, 0.9)
+    assert "verifier" not in info.extra
+    scorer = AnswerScorer.load(scorer_dir)
+    assert scorer.has_verifier and scorer.reading(2).has_verifier
+    # 16 tokens: [CLS] who [SEP] leaves 13 for the window, its [SEP] included; the scorer's own 12 are unchanged
+    window = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    assert scorer.verified("who", window) == pytest.approx(sigmoid(13.0))
+    assert scorer.verified("who", "one") == pytest.approx(sigmoid(2.0))
+    assert scorer.logits("who", [window]).tolist() == [9.0]
+
+
+def test_a_verifier_floor_outside_zero_to_one_or_a_changed_verifier_is_refused(scorer_dir: Path) -> None:
+    _with_verifier(scorer_dir, floor=1.5)
+    with pytest.raises(ModelError, match="malformed combination weights.*floor"):
+        read_info(scorer_dir)
+    _with_verifier(scorer_dir, floor=0.5)
+    with (scorer_dir / "verifier.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="verifier.onnx does not match its checksum"):
+        AnswerScorer.load(scorer_dir)
+
+
+def test_asking_a_scorer_without_a_verifier_to_verify_is_a_model_error(scorer_dir: Path) -> None:
+    with pytest.raises(ModelError, match="has no verifier"):
+        AnswerScorer.load(scorer_dir).verified("who", "one")

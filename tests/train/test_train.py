@@ -362,3 +362,26 @@ def test_make_scorer_runs_the_commands_of_the_shipped_model_card() -> None:
     assert recipe is not None
     assert [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe.group(1).splitlines()] == commands
     assert commands and all(c.startswith(".venv/bin/leftqa train-scorer --squad ../shared/data/squad2 ") for c in commands)
+
+
+def test_verifier_rows_pair_each_question_with_a_window_of_three_sentences() -> None:
+    from leftqa.train.verify import KINDS, floor_at, sample, verifier_rows
+
+    para = PARA + " The committee of the harbour later moved to Dover."
+    s = ["The Harbour Committee was led by Marta Quell.", "She organised the first public meeting in the town hall.",
+         "The breakwater was finished in 1840.", "The committee of the harbour later moved to Dover."]  # fmt: skip
+    impossible = _q("b", "Who led the lighthouse committee?", "Marta Quell", para, impossible=True)
+    del impossible["plausible_answers"][0]["answer_start"]  # as in the training file: found by its text
+    art = _article("Fenwick", [(para, [_q("a", "Who led the Harbour Committee?", "Marta Quell", para), impossible])])
+    rows = verifier_rows([art], seed=1, near_share=1.0, variant_share=1.0)
+    assert rows[0] == ("Who led the Harbour Committee?", f"{s[0]} {s[1]}", 1.0, "answer")
+    # the best-overlap window two or more sentences away, without the answer
+    assert rows[1] == ("Who led the Harbour Committee?", f"{s[2]} {s[3]}", 0.0, "near-topic")
+    assert rows[-1] == ("Who led the lighthouse committee?", f"{s[0]} {s[1]}", 0.0, "squad-impossible")
+    assert len(rows) == 4 and rows[2][3] in KINDS and rows[2][2] == (1.0 if rows[2][3] in KINDS[:3] else 0.0)
+    assert rows == verifier_rows([art], seed=1, near_share=1.0, variant_share=1.0)  # seeded
+    pairs = sample(rows, {"answer": 5, "near-topic": 1}, seed=2)
+    assert sorted((p.sentence, p.label) for p in pairs) == [(f"{s[0]} {s[1]}", 1.0), (f"{s[2]} {s[3]}", 0.0)]
+    assert floor_at([0.1 * i for i in range(1, 11)], 0.0) == 0.1 and floor_at([0.2, 0.4], 50.0) == pytest.approx(0.3)
+    with pytest.raises(TrainingError):
+        floor_at([], 3.0)

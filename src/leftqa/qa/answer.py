@@ -283,6 +283,13 @@ def describes(index: Index, chosen: tuple[Candidate, ...], question: str) -> flo
     return 1.0 if wanted and wanted <= _passage_stems(index, chosen[0].pos) and wanted & quoted else 0.0
 
 
+def window(index: Index, c: Candidate) -> str:
+    """A candidate sentence with the sentence before and after it in its passage (what the answer verifier reads)."""
+    sentences = index.passages[c.pos].sentences
+    i = c.index_in_passage
+    return " ".join(s.text for s in sentences[max(0, i - 1) : i + 2])
+
+
 def passage_context(index: Index, pos: int) -> str:
     """A passage's text with its title and section: what "the passage mentions" is checked against."""
     p = index.passages[pos]

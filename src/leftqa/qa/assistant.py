@@ -198,6 +198,12 @@ class Assistant:
             evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
         if self.settings.type_gate:
             evidence["type_gate"] = ans.type_gate(r, chosen)
+        scorer = self.scorer
+        verifier = scorer.info.verifier if scorer is not None and scorer.has_verifier else None
+        if self.settings.verifier and scorer is not None and verifier is not None and chosen:
+            p = scorer.verified(resolved.reader or resolved.query, ans.window(retriever.index, chosen[0]))
+            evidence["verifier"] = round(p, 6)
+            evidence["verified"] = float(p >= verifier.floor)
         if self.settings.subject_gate:
             evidence["subject_quoted"] = self._subject_quoted(retriever, r, chosen, asked, hist if needs_context(q) else ())
         absent = retriever.vocabulary.absent_names(asked) if self.settings.refuse_absent_names else []

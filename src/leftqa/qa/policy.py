@@ -230,7 +230,8 @@ def decision_score(ev: Mapping[str, float], confidence: float, learned: bool) ->
 def forced(ev: Mapping[str, float], sentence_floor: float, learned: bool) -> bool:
     """Abstain whatever the threshold: the best sentence under the cosine floor, a name the corpus never mentions
     (or, as an option, the quote does not), or (rules) `forced_reason`."""
-    gates = ("names_in_corpus", "names_in_quote", "type_gate", "subject_quoted")  # the last three: options, off by default
+    # "verified": the answer verifier's probability reached its floor; the three before it: options, off by default
+    gates = ("names_in_corpus", "names_in_quote", "type_gate", "subject_quoted", "verified")
     if ev.get("sentence", 0.0) < sentence_floor or min(ev.get(g, 1.0) for g in gates) < 1.0:
         return True
     return not learned and bool(forced_reason(ev))
@@ -245,6 +246,8 @@ def learned_reason(ev: Mapping[str, float], question: str, closest: str) -> str:
         return "the closest sentence is about someone else"
     if ev.get("type_found", 1.0) == 0.0 or ev.get("type_gate", 1.0) == 0.0:
         return "no answer of the expected kind (a date, number or name) in the closest material"
+    if ev.get("verified", 1.0) == 0.0:
+        return "the closest sentences are on the subject but do not say what was asked"
     return "the closest material does not answer it"
 
 

@@ -87,6 +87,25 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, features: Sequence[str], l2: floa
 
 
 @dataclass(frozen=True)
+class VerifierInfo:
+    """The answer verifier a scorer folder may carry (scorer.json "verifier"): a second cross-encoder reading the
+    question against the first quoted sentence with its neighbours, and the probability under which it refuses."""
+
+    file: str
+    max_length: int
+    floor: float  # P(the window answers) under which the answer is refused; chosen on public data (model card)
+    version: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VerifierInfo":
+        """Read one from its JSON form."""
+        floor = float(d["floor"])
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"verifier floor {floor} is not a probability below 1")
+        return cls(str(d["file"]), int(d.get("max_length", 128)), floor, str(d.get("version", "")))
+
+
+@dataclass(frozen=True)
 class ScorerInfo:
     """What `scorer.json` says of a model folder."""
 
@@ -100,6 +119,7 @@ class ScorerInfo:
     # The model reads a sentence that points back with the sentence before it (manifest "sentence_context":
     # "previous"; `text.with_context`); older scorers read the sentence alone.
     context: bool = False
+    verifier: VerifierInfo | None = None
 
     @property
     def id(self) -> str:
@@ -119,14 +139,15 @@ def read_info(folder: Path) -> ScorerInfo:
     try:
         ranker = Linear.from_dict(d["ranker"]) if d.get("ranker") else None
         answerability = Linear.from_dict(d["answerability"]) if d.get("answerability") else None
+        verifier = VerifierInfo.from_dict(d["verifier"]) if d.get("verifier") else None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: malformed combination weights ({exc})") from None
     context = d.get("sentence_context", "")
     if context not in ("", "previous"):
         raise ModelError(f"{path}: unknown sentence_context {context!r} (this leftqa reads \"previous\" or none)")
-    keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files", "sentence_context")}
+    keep = {k: v for k, v in d.items() if k not in ("format", "format_version", "version", "max_length", "candidates", "ranker", "answerability", "files", "sentence_context", "verifier")}
     return ScorerInfo(str(d.get("version", "")), int(d.get("max_length", 96)), int(d.get("candidates", 16)), ranker, answerability,
-                      dict(d.get("files", {})), keep, context == "previous")  # fmt: skip
+                      dict(d.get("files", {})), keep, context == "previous", verifier)  # fmt: skip
 
 
 def record_file(folder: Path, name: str) -> None:
@@ -150,12 +171,12 @@ def verify(folder: Path, info: ScorerInfo) -> None:
 class AnswerScorer:
     """Cross-encoder logits for (question, sentence) pairs, from the ONNX model of a scorer folder."""
 
-    def __init__(self, folder: Path, info: ScorerInfo, session: Any, tokenizer: Any) -> None:
+    def __init__(self, folder: Path, info: ScorerInfo, session: Any, tokenizer: Any, verifier: tuple[Any, Any] | None = None) -> None:
         self.folder = folder
         self.info = info
         self._session = session
         self._tokenizer = tokenizer
-        self._inputs = {i.name for i in session.get_inputs()}
+        self._verifier = verifier  # (session, tokenizer) of the answer verifier, when the folder has one
 
     @classmethod
     def load(cls, folder: Path | str = BUNDLED_SCORER, threads: int = 1, check: bool = True) -> "AnswerScorer":
@@ -171,34 +192,59 @@ class AnswerScorer:
 
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             session = onnx_session(folder / "model.onnx", threads)
+            verifier = None
+            if info.verifier is not None:
+                # Its own tokenizer object: truncation is a setting of the object, and the verifier reads more tokens.
+                vtok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                vtok.no_padding()
+                vtok.enable_truncation(max_length=info.verifier.max_length, strategy="only_second")
+                verifier = (onnx_session(folder / info.verifier.file, threads), vtok)
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the answer scorer at {folder}: {first[:300]}") from None
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=info.max_length, strategy="only_second")
-        return cls(folder, info, session, tokenizer)
+        return cls(folder, info, session, tokenizer, verifier)
 
     def reading(self, candidates: int) -> "AnswerScorer":
         """The same model reading `candidates` sentences per question (for trade-off measurements)."""
-        return AnswerScorer(self.folder, replace(self.info, candidates=candidates), self._session, self._tokenizer)
+        return AnswerScorer(self.folder, replace(self.info, candidates=candidates), self._session, self._tokenizer, self._verifier)
+
+    @property
+    def has_verifier(self) -> bool:
+        """Whether this scorer folder carries an answer verifier."""
+        return self._verifier is not None
+
+    def verified(self, question: str, window: str) -> float:
+        """P(`window`, a quoted sentence with its neighbours, answers `question`) from the answer verifier."""
+        if self._verifier is None:
+            raise ModelError(f"the answer scorer at {self.folder} has no verifier")
+        session, tok = self._verifier
+        return sigmoid(float(_run(session, tok, [(question, window)])[0]))
 
     def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """One logit per sentence: higher means more likely to hold the answer to `question`."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([(question, s) for s in sentences])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for r, e in enumerate(encodings):
-            n = len(e.ids)
-            ids[r, :n] = e.ids
-            mask[r, :n] = 1
-            types[r, :n] = e.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        out = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        return np.asarray(out, dtype=np.float32).reshape(len(sentences), -1)[:, 0]
+        return _run(self._session, self._tokenizer, [(question, s) for s in sentences])
+
+
+def _run(session: Any, tokenizer: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """The first logit of an ONNX cross-encoder for each (question, text) pair, padded into one batch."""
+    encodings = tokenizer.encode_batch(pairs)
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for r, e in enumerate(encodings):
+        n = len(e.ids)
+        ids[r, :n] = e.ids
+        mask[r, :n] = 1
+        types[r, :n] = e.type_ids
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    inputs = {i.name for i in session.get_inputs()}
+    out = session.run(None, {k: v for k, v in feed.items() if k in inputs})[0]
+    return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
 def sigmoid(x: float) -> float:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from leftqa.errors import TrainingError
 from leftqa.train.pairs import Pair, _content, answer_sentence
 from leftqa.train.variants import (
     _YEAR,
@@ -24,6 +26,7 @@ from leftqa.train.variants import (
     swap_year,
 )
 
+VERIFIER_FILE = "verifier.onnx"  # in the scorer folder, listed with its sha256 in scorer.json
 KINDS = ("answer", "style", "followup", "squad-impossible", "near-topic", "wrong-subject", "false-premise")
 
 
@@ -128,3 +131,83 @@ def sample(rows: Sequence[tuple[str, str, float, str]], counts: dict[str, int], 
 def kind_counts(rows: Sequence[tuple[str, str, float, str]]) -> dict[str, int]:
     """How many rows of each kind."""
     return dict(Counter(r[3] for r in rows))
+
+
+def floor_at(scores: Sequence[float], percentile: float) -> float:
+    """The probability under which `percentile` % of the answerable windows' scores fall (the refusal floor)."""
+    import numpy as np
+
+    if not scores:
+        raise TrainingError("no answerable held-out windows to place the verifier's floor")
+    return round(float(np.percentile(np.asarray(scores, dtype=np.float64), percentile)), 6)
+
+
+def held_out_scores(
+    model: Path, rows: Sequence[tuple[str, str, float, str]], max_length: int, threads: int = 2
+) -> list[float]:
+    """P(answers) of the exported ONNX verifier for each (question, window) row, read as at query time."""
+    from tokenizers import Tokenizer
+
+    from leftqa.onnxrt import onnx_session
+    from leftqa.qa.scorer import _run, sigmoid
+
+    tok = Tokenizer.from_file(str(model.parent / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length, strategy="only_second")
+    session = onnx_session(model, threads)
+    out: list[float] = []
+    for lo in range(0, len(rows), 32):
+        batch = rows[lo : lo + 32]
+        out.extend(sigmoid(float(z)) for z in _run(session, tok, [(q, s) for q, s, _, _ in batch]))
+    return out
+
+
+def add_verifier(
+    scorer: Path, checkpoint: Path, squad: Path, workdir: Path, held: int = 6000, percentile: float = 3.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:  # fmt: skip
+    """Export a trained verifier checkpoint into the scorer folder `scorer` (verifier.onnx, int8), place its floor at
+    `percentile` of the held-out SQuAD articles' answerable windows, and record it with its checksum and held-out
+    metrics in scorer.json."""
+    import json
+    import shutil
+
+    from leftqa.files import atomic_write_bytes, file_sha256
+    from leftqa.qa.scorer import MANIFEST
+    from leftqa.train.combiner import auc
+    from leftqa.train.crossencoder import export_onnx
+    from leftqa.train.pairs import load_squad, split_articles
+    from leftqa.train.run import squad_train_file
+
+    progress = json.loads((Path(checkpoint) / "progress.json").read_text("utf-8"))
+    config = progress["config"]
+    _, held_articles = split_articles(load_squad(squad_train_file(squad)), 40, int(config["seed"]))
+    rows = verifier_rows(held_articles, seed=int(config["seed"]) + 1, near_share=1.0, variant_share=1.0)
+    rows = random.Random(int(config["seed"])).sample(rows, min(held, len(rows)))
+    model = export_onnx(Path(checkpoint), Path(workdir) / "verifier-export")
+    log(f"exported {model}; scoring {len(rows):,} held-out windows")
+    scores = held_out_scores(model, rows, int(config["max_length"]))
+    answerable = [p for p, r in zip(scores, rows) if r[2] > 0]
+    floor = floor_at(answerable, percentile)
+    metrics: dict[str, Any] = {"windows": len(rows), "kinds": kind_counts(rows)}
+    for kind in KINDS[3:]:
+        pairs = [(p, r[2] > 0) for p, r in zip(scores, rows) if r[2] > 0 or r[3] == kind]
+        metrics[f"auc_{kind}"] = round(auc([p for p, _ in pairs], [y for _, y in pairs]), 4)
+        neg = [p for p, r in zip(scores, rows) if r[3] == kind]
+        metrics[f"refused_{kind}"] = round(sum(p < floor for p in neg) / max(1, len(neg)), 4)
+    for kind in KINDS[:3]:
+        pos = [p for p, r in zip(scores, rows) if r[3] == kind]
+        metrics[f"refused_{kind}"] = round(sum(p < floor for p in pos) / max(1, len(pos)), 4)
+    shutil.copyfile(model, Path(scorer) / VERIFIER_FILE)
+    digest = file_sha256(Path(scorer) / VERIFIER_FILE)
+    path = Path(scorer) / MANIFEST
+    data = json.loads(path.read_text("utf-8"))
+    data["verifier"] = {
+        "file": VERIFIER_FILE, "version": f"minilm-verifier-{config['layers']}l-{digest[:8]}", "max_length": int(config["max_length"]),
+        "floor": floor, "floor_percentile": percentile, "training": {"progress": progress, "init": str(config.get("init", ""))},
+        "metrics": metrics,
+    }  # fmt: skip
+    data["files"] = {**data.get("files", {}), VERIFIER_FILE: digest}
+    atomic_write_bytes(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    log(f"verifier {data['verifier']['version']}: floor {floor} ({percentile}th percentile of answerable); {metrics}")
+    return data["verifier"]
