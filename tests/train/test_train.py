@@ -201,6 +201,22 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     progress = json.loads((tmp_path / "work" / "checkpoint" / "progress.json").read_text())
     assert progress["pairs"] == 30 and progress["config"]["layers"] == 1
 
+    # The answer verifier starts from that checkpoint and goes into a copy of the scorer folder, checksummed.
+    import shutil
+
+    verified = tmp_path / "verified"
+    shutil.copytree(out, verified)
+    rc = main(["train-verifier", "--squad", str(tmp_path), "--init", str(tmp_path / "work" / "checkpoint"), "--out", str(verified),
+               "--max-steps", "2", "--workdir", str(tmp_path / "vwork")])  # fmt: skip
+    assert rc == 0
+    vinfo = json.loads((verified / "scorer.json").read_text())["verifier"]
+    assert vinfo["file"] == "verifier.onnx" and vinfo["max_length"] == 128 and 0.0 <= vinfo["floor"] < 1.0
+    assert vinfo["training"]["progress"]["step"] == vinfo["training"]["progress"]["steps"] == 1 and vinfo["training"]["init"]["pairs"] == 30
+    assert vinfo["version"].startswith("minilm-verifier-1l-") and "auc_near-topic" in vinfo["metrics"]
+    loaded = AnswerScorer.load(verified)
+    assert loaded.has_verifier and 0.0 < loaded.verified("Who kept the light?", "Edwin Tallow kept the light.") < 1.0
+    assert loaded.info.id == scorer.info.id  # the scorer's calibration still applies
+
     # The answerability curve reruns the fit protocol on the held-out questions the run cached.
     curve = tmp_path / "curve.json"
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "answerability_curve.py"), "--squad", str(tmp_path), "--scorer", str(out),

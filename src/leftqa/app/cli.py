@@ -1,4 +1,4 @@
-"""Command line: `leftqa index|add|search|ask|serve|mcp|eval|calibrate|feedback|train-scorer`. The only place errors become messages."""
+"""Command line: `leftqa index|add|search|ask|serve|mcp|eval|calibrate|feedback|train-scorer|train-verifier`. The only place errors become messages."""
 
 from __future__ import annotations
 
@@ -263,6 +263,21 @@ def cmd_train_scorer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_verifier(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from leftqa.qa.scorer import BUNDLED_SCORER
+    from leftqa.train.verify import train_verifier
+
+    out = Path(args.out) if args.out else BUNDLED_SCORER
+    with tempfile.TemporaryDirectory(prefix="leftqa-verifier-") as tmp:
+        v = train_verifier(Path(args.squad) if args.squad else Settings.from_env().squad_dir, out, Path(args.init),
+                           Path(args.workdir) if args.workdir else Path(tmp), max_steps=args.max_steps or 0)  # fmt: skip
+    print(f"wrote answer verifier {v['version']} into {out} (floor {v['floor']})")
+    print("next: `leftqa eval` (the calibration of the scorer is unchanged)")
+    return 0
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     from leftqa.evals.feedback import candidate_cases, read_feedback, write_cases
 
@@ -410,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-pairs", type=int, help="skip the first N pairs of the seeded order (whole questions), the ones an --init checkpoint trained on (default 0)")
     p.add_argument("--workdir", metavar="DIR", help="keep checkpoints, the export and the held-out index here (default: a temporary folder)")
     p.set_defaults(func=cmd_train_scorer)
+
+    p = sub.add_parser("train-verifier", help="train the answer verifier on SQuAD 2.0 into a scorer folder (CPU; see the model card)",
+                       description="Fine-tune a scorer checkpoint as the answer verifier (question against the quoted sentence with its neighbours) on SQuAD 2.0 train, export it to ONNX int8 into the scorer folder and place its refusal floor on held-out articles.")  # fmt: skip
+    p.add_argument("--squad", metavar="PATH", help="SQuAD 2.0 train JSON(.gz), or a folder holding squad2-train.json.gz (default ../shared/data/squad2, or LEFTQA_SQUAD_DIR)")
+    p.add_argument("--init", metavar="DIR", required=True, help="the checkpoint to start from (a `train-scorer --workdir` run's checkpoint folder)")
+    p.add_argument("--out", metavar="DIR", help="scorer folder that receives verifier.onnx (default: the bundled src/leftqa/qa/scorer_model)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps, the schedule still spanning every pair (default: all)")
+    p.add_argument("--workdir", metavar="DIR", help="keep the checkpoint and the export here (default: a temporary folder)")
+    p.set_defaults(func=cmd_train_verifier)
 
     p = sub.add_parser("feedback", help="list UI feedback and turn it into candidate eval cases", description="List the Helpful / Wrong evidence verdicts of evals/feedback.jsonl and write candidate eval cases for review.")
     p.add_argument("--file", metavar="FILE", help="feedback file (default: evals/feedback.jsonl or LEFTQA_FEEDBACK_PATH)")

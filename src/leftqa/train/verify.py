@@ -164,7 +164,7 @@ def held_out_scores(
 
 def add_verifier(
     scorer: Path, checkpoint: Path, squad: Path, workdir: Path, held: int = 6000, percentile: float = 3.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, init: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Export a trained verifier checkpoint into the scorer folder `scorer` (verifier.onnx, int8), place its floor at
     `percentile` of the held-out SQuAD articles' answerable windows, and record it with its checksum and held-out
@@ -204,10 +204,51 @@ def add_verifier(
     data = json.loads(path.read_text("utf-8"))
     data["verifier"] = {
         "file": VERIFIER_FILE, "version": f"minilm-verifier-{config['layers']}l-{digest[:8]}", "max_length": int(config["max_length"]),
-        "floor": floor, "floor_percentile": percentile, "training": {"progress": progress, "init": str(config.get("init", ""))},
+        "floor": floor, "floor_percentile": percentile, "training": {"progress": progress, "init": init or {}},
         "metrics": metrics,
     }  # fmt: skip
     data["files"] = {**data.get("files", {}), VERIFIER_FILE: digest}
     atomic_write_bytes(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     log(f"verifier {data['verifier']['version']}: floor {floor} ({percentile}th percentile of answerable); {metrics}")
     return data["verifier"]
+
+
+# The shipped verifier's training draw (`sample`): as many answerable windows as unanswerable ones.
+DEFAULT_COUNTS = {"answer": 12000, "style": 3000, "followup": 3000, "squad-impossible": 9000, "near-topic": 5000,
+                  "wrong-subject": 3200, "false-premise": 900}  # fmt: skip
+
+
+def train_verifier(
+    squad: Path, scorer: Path, init: Path, workdir: Path, counts: dict[str, int] | None = None, seed: int = 13,
+    max_steps: int = 0, held: int = 6000, percentile: float = 3.0, log: Callable[[str], None] = print,
+) -> dict[str, Any]:  # fmt: skip
+    """Train the answer verifier from checkpoint `init` on SQuAD train (the scorer's 401 training articles), then
+    export it into the scorer folder with its floor (`add_verifier`)."""
+    import json
+
+    from leftqa.train.crossencoder import TrainConfig, train
+    from leftqa.train.pairs import load_squad, split_articles
+    from leftqa.train.run import squad_train_file
+
+    train_articles, _ = split_articles(load_squad(squad_train_file(squad)), 40, seed)
+    rows = verifier_rows(train_articles, seed=seed)
+    pairs = sample(rows, counts or DEFAULT_COUNTS, seed)
+    log(
+        f"{len(rows):,} windows {kind_counts(rows)}; training on {len(pairs):,} ({int(sum(p.label for p in pairs)):,} answerable)"
+    )
+    layers = (
+        int(json.loads((Path(init) / "config.json").read_text("utf-8")).get("num_hidden_layers", 6))
+        if (Path(init) / "config.json").is_file()
+        else 6
+    )
+    config = TrainConfig(layers=layers, batch=32, max_length=128, seed=seed, freeze_embeddings=True, loss="pointwise", lr=3e-5,
+                         save_every=100, max_steps=max_steps)  # fmt: skip
+    checkpoint = Path(workdir) / "verifier-checkpoint"
+    train(pairs, checkpoint, config, log=log, init=Path(init))
+    # What the starting checkpoint was trained with (its own progress.json), never its path on this machine.
+    started = (
+        json.loads((Path(init) / "progress.json").read_text("utf-8"))
+        if (Path(init) / "progress.json").is_file()
+        else {}
+    )
+    return add_verifier(scorer, checkpoint, squad, workdir, held=held, percentile=percentile, log=log, init=started)
