@@ -26,13 +26,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import benchlib as bench  # noqa: E402
 
 
-def vectors(n: int, model: str, cache: Path, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """(passage vectors, query vectors) of the synthetic benchmark at `n` passages."""
+def vectors(n: int, model: str, cache: Path, queries: int, pool_size: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """(passage vectors, query vectors) of the synthetic benchmark at `n` passages drawn from `pool_size` sentences."""
     from leftqa.index.embed import load_embedder
 
-    pool = bench.pool_sentences(20_000, bench.vocabulary(model))
+    pool = bench.pool_sentences(pool_size, bench.vocabulary(model))
     pvecs = bench.pool_vectors(pool, model, cache)
-    ids = bench.compose(n, 20_000)
+    ids = bench.compose(n, pool_size)
     base = bench._passage_vectors(ids, pvecs)
     qvecs = load_embedder(model, threads=1).encode(bench.synthetic_questions(ids, pool, queries, seed=17))
     return base, np.ascontiguousarray(qvecs, dtype=np.float32)
@@ -105,7 +105,7 @@ def sweep_index(args: argparse.Namespace) -> int:
     index = faiss.read_index(str(Path(args.index) / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC)
     for q in qvecs[:20]:  # warm the mapped pages
         index.search(q.reshape(1, -1), 10)
-    runs = measure(index, qvecs, truth, "efSearch", [int(e) for e in args.ef.split(",")])
+    runs = measure(index, qvecs, truth, "efSearch", [int(e) for e in (args.ef or "512,1024,2048,4096").split(",")])
     result = {"passages": n, "index": args.index, "queries": len(qvecs), "load_avg": os.getloadavg(), "runs": runs}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
@@ -123,25 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="hnsw32-sq8,hnsw16-sq8,ivf-sq8")
     p.add_argument("--out", required=True)
     p.add_argument("--index", help="sweep efSearch on this built synthetic index of --passages (no build)")
-    p.add_argument("--ef", default="512,1024,2048,4096", help="efSearch values of the --index sweep (comma list)")
+    p.add_argument("--ef", help="efSearch values swept (comma list; default 512,1024,2048,4096 with --index, else 128 to 2048)")
+    # Each pool sentence is in 3n/pool passages: 150 at 1M with the benchmark's 20,000, 1,500 at 10M. A query's
+    # exact top 10 are then near-ties among that many passages; a smaller pool reproduces 10M's density at 1M.
+    p.add_argument("--pool", type=int, default=20_000, help="pool sentences the passages are drawn from (default 20000, as benchmarks/run.py)")
     args = p.parse_args(argv)
     if args.index:
         return sweep_index(args)
-    base, qvecs = vectors(args.passages, args.model, Path(args.cache), args.queries)
+    base, qvecs = vectors(args.passages, args.model, Path(args.cache), args.queries, args.pool)
     n, dim = base.shape
     exact = faiss.IndexFlatIP(dim)
     exact.add(base)
     faiss.omp_set_num_threads(1)
     _, truth = exact.search(qvecs, 10)
     del exact
-    result = {"passages": n, "queries": len(qvecs), "load_avg": os.getloadavg(), "configs": {}}
+    efs = [int(e) for e in (args.ef or "128,256,512,1024,2048").split(",")]
+    result = {"passages": n, "pool": args.pool, "queries": len(qvecs), "load_avg": os.getloadavg(), "configs": {}}
     for name in args.configs.split(","):
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         t0 = time.perf_counter()
         if name.startswith("pca"):  # e.g. pca128-hnsw32-rerank10
             parts = name.split("-")
             index = pca_hnsw_rerank(base, int(parts[0][3:]), int(parts[1][4:]), int(parts[2][6:]))
-            knob, values = "efSearch", [128, 256, 512, 1024, 2048]
+            knob, values = "efSearch", efs
         elif name.startswith("hnsw"):
             m = int(name[4:].split("-")[0])
             index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             index.train(base[:: max(1, n // 200_000)])
             for lo in range(0, n, 100_000):
                 index.add(base[lo : lo + 100_000])
-            knob, values = "efSearch", [128, 256, 512, 1024, 2048]
+            knob, values = "efSearch", efs
         else:
             nlist = int(4 * np.sqrt(n)) // 64 * 64
             quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
