@@ -36,15 +36,40 @@ def window(sentences: Sequence[str], i: int) -> str:
 
 
 def verifier_rows(
-    articles: list[dict[str, Any]], seed: int = 13, near_share: float = 0.5, variant_share: float = 0.5
+    articles: list[dict[str, Any]],
+    seed: int = 13,
+    near_share: float = 0.5,
+    variant_share: float = 0.5,
+    negative_style: float = 0.0,
 ) -> list[tuple[str, str, float, str]]:
-    """(question, window, label, kind) for the articles' questions, in article order."""
+    """(question, window, label, kind) for the articles' questions, in article order. A `negative_style` share of
+    the unanswerable rows is asked as people type too (a pronoun follow-up after an earlier question, or sloppy, or
+    keywords), as the answerable "style" and "followup" rows are: otherwise the way a question is typed would tell
+    the model its label."""
     from leftqa.ingest.chunking import split_sentences
     from leftqa.qa.features import as_question
     from leftqa.text import words
 
     rng = random.Random(seed)
+    restyle = random.Random(seed + 1)  # its own stream: the rows drawn without restyling stay the same
     out: list[tuple[str, str, float, str]] = []
+
+    def typed(question: str, ctx: str, qas: list[dict[str, Any]]) -> str:
+        """The question as a pronoun follow-up when it names someone of the paragraph, else sloppy or keywords."""
+        own = [n for n in _own_names(question, set(words(ctx))) if len(n) >= 3]
+        turn = as_followup(question, own[0], ctx) if own and restyle.random() < 0.5 else None
+        if turn:
+            asked = [" ".join(str(o.get("question", "")).split()) for o in qas if not o.get("is_impossible")]
+            earlier = [a for a in asked if own[0] in a and a != question]
+            before = restyle.choice(earlier) if earlier else f"Tell me about {own[0]}"
+            return f"{as_question(before)} {as_question(turn)}"
+        return (sloppy(question, restyle) if restyle.random() < 0.6 else keywords(question)) or question
+
+    def add(question: str, text: str, label: float, kind: str, ctx: str, qas: list[dict[str, Any]]) -> None:
+        if label == 0.0 and negative_style and restyle.random() < negative_style:
+            question = typed(question, ctx, qas)
+        out.append((question, text, label, kind))
+
     for art in articles:
         ctxs = [p["context"] for p in art["paragraphs"]]
         names = None
@@ -71,7 +96,7 @@ def verifier_rows(
                 if gold is None:
                     continue
                 if imp:
-                    out.append((question, window(sents, gold), 0.0, "squad-impossible"))
+                    add(question, window(sents, gold), 0.0, "squad-impossible", ctx, p["qas"])
                     continue
                 out.append((question, window(sents, gold), 1.0, "answer"))
                 texts = [str(a.get("text", "")).lower() for a in answers if str(a.get("text", "")).strip()]
@@ -84,7 +109,7 @@ def verifier_rows(
                     ]
                     far.sort(key=lambda j: -len(qt & toks[j]))
                     if far and qt & toks[far[0]]:
-                        out.append((question, window(sents, far[0]), 0.0, "near-topic"))
+                        add(question, window(sents, far[0]), 0.0, "near-topic", ctx, p["qas"])
                 if rng.random() >= variant_share:
                     continue
                 kinds = ["wrong-subject", "false-premise", "followup", "style"]
@@ -112,7 +137,7 @@ def verifier_rows(
                     else:
                         made = (sloppy(question, rng) if rng.random() < 0.6 else keywords(question), 1.0)
                     if made and made[0].strip():
-                        out.append((made[0], window(sents, gold), made[1], kind))
+                        add(made[0], window(sents, gold), made[1], kind, ctx, p["qas"])
                         break
     return out
 
@@ -221,6 +246,7 @@ DEFAULT_COUNTS = {"answer": 12000, "style": 3000, "followup": 3000, "squad-impos
 def train_verifier(
     squad: Path, scorer: Path, init: Path, workdir: Path, counts: dict[str, int] | None = None, seed: int = 13,
     max_steps: int = 0, held: int = 6000, percentile: float = 3.0, log: Callable[[str], None] = print,
+    negative_style: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
     """Train the answer verifier from checkpoint `init` on SQuAD train (the scorer's 401 training articles), then
     export it into the scorer folder with its floor (`add_verifier`)."""
@@ -231,7 +257,7 @@ def train_verifier(
     from leftqa.train.run import squad_train_file
 
     train_articles, _ = split_articles(load_squad(squad_train_file(squad)), 40, seed)
-    rows = verifier_rows(train_articles, seed=seed)
+    rows = verifier_rows(train_articles, seed=seed, negative_style=negative_style)
     pairs = sample(rows, counts or DEFAULT_COUNTS, seed)
     log(
         f"{len(rows):,} windows {kind_counts(rows)}; training on {len(pairs):,} ({int(sum(p.label for p in pairs)):,} answerable)"
