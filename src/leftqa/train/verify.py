@@ -27,12 +27,69 @@ from leftqa.train.variants import (
 )
 
 VERIFIER_FILE = "verifier.onnx"  # in the scorer folder, listed with its sha256 in scorer.json
-KINDS = ("answer", "style", "followup", "squad-impossible", "near-topic", "wrong-subject", "false-premise")
+KINDS = ("answer", "style", "followup", "squad-impossible", "near-topic", "wrong-subject", "false-premise", "role-swap",
+         "stance-flip")  # fmt: skip
+# Word pairs that turn a statement into its opposite ("Why did she support Stalin?" of "she remained critical of Stalin").
+_OPPOSITES = (
+    ("support", "oppose"), ("supported", "opposed"), ("supporter", "opponent"), ("supporters", "opponents"),
+    ("praised", "criticised"), ("praise", "criticise"), ("allied", "fought"), ("ally", "enemy"), ("allies", "enemies"),
+    ("won", "lost"), ("win", "lose"), ("joined", "left"), ("join", "leave"), ("accepted", "rejected"),
+    ("accept", "reject"), ("increased", "decreased"), ("increase", "decrease"), ("before", "after"),
+    ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("most", "least"), ("highest", "lowest"),
+    ("earliest", "latest"), ("began", "ended"), ("start", "end"), ("started", "ended"), ("founded", "dissolved"),
+    ("adopted", "abandoned"), ("adopt", "abandon"), ("agreed", "refused"), ("legal", "illegal"), ("north", "south"),
+    ("east", "west"), ("higher", "lower"), ("more", "fewer"), ("rise", "fall"), ("rose", "fell"), ("gained", "lost"),
+    ("allowed", "banned"), ("allow", "ban"), ("created", "destroyed"), ("built", "demolished"), ("born", "died"),
+    ("success", "failure"), ("successful", "unsuccessful"), ("victory", "defeat"), ("public", "private"),
+)  # fmt: skip
+_OPPOSITE = {**dict(_OPPOSITES), **{b: a for a, b in _OPPOSITES}}
 
 
 def window(sentences: Sequence[str], i: int) -> str:
     """Sentence `i` with the one before and the one after it (what the verifier reads)."""
     return " ".join(sentences[max(0, i - 1) : i + 2])
+
+
+def swap_roles(question: str, window_text: str, names: Sequence[str], rng: random.Random) -> str | None:
+    """The question with two of its names that the window mentions exchanged ("Why did Stalin ally with Trotsky
+    against Bukharin?" of a sentence where he allied with Bukharin), or one of them replaced by another name of
+    the window; None when the question names nothing the window does, or joins its two names by "and"."""
+    import re
+
+    low = window_text.lower()
+    asked = [n for n in names if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", question) and n.lower() in low]
+    asked = [n for n in asked if not any(n != m and n in m for m in asked)]  # "Stalin" inside "Joseph Stalin"
+    if len(asked) >= 2:
+        a, b = rng.sample(asked, 2)
+        lo, hi = sorted((question.index(a), question.index(b)))
+        if re.search(r"\b(?:and|or|&)\b|,", question[lo:hi]):
+            return None  # "A and B" reads the same either way round
+        return re.sub(
+            rf"(?<!\w)(?:{re.escape(a)}|{re.escape(b)})(?!\w)", lambda m: b if m.group(0) == a else a, question
+        )
+    others = [n for n in names if n.lower() in low and n not in question and not any(n in m or m in n for m in asked)]
+    if len(asked) != 1 or not others:
+        return None
+    return re.sub(rf"(?<!\w){re.escape(asked[0])}(?!\w)", rng.choice(others), question, count=1)
+
+
+def flip_stance(question: str, window_text: str, rng: random.Random) -> str | None:
+    """The question with one word turned into its opposite (`_OPPOSITE`) whose opposite the window does not use,
+    keeping its capital; None when it has no such word."""
+    import re
+
+    low = set(re.findall(r"[a-z]+", window_text.lower()))
+    found = [
+        m
+        for m in re.finditer(r"[A-Za-z]+", question)
+        if m.group(0).lower() in _OPPOSITE and _OPPOSITE[m.group(0).lower()] not in low
+    ]
+    if not found:
+        return None
+    m = rng.choice(found)
+    new = _OPPOSITE[m.group(0).lower()]
+    new = new.capitalize() if m.group(0)[0].isupper() else new
+    return question[: m.start()] + new + question[m.end() :]
 
 
 def verifier_rows(
@@ -41,17 +98,21 @@ def verifier_rows(
     near_share: float = 0.5,
     variant_share: float = 0.5,
     negative_style: float = 0.0,
+    premise_share: float = 0.0,
 ) -> list[tuple[str, str, float, str]]:
     """(question, window, label, kind) for the articles' questions, in article order. A `negative_style` share of
     the unanswerable rows is asked as people type too (a pronoun follow-up after an earlier question, or sloppy, or
     keywords), as the answerable "style" and "followup" rows are: otherwise the way a question is typed would tell
-    the model its label."""
+    the model its label. A `premise_share` of the answerable questions is also asked with a false premise made
+    from its own answer window: two of its names exchanged or one replaced by another name of the window
+    (role-swap), or a word turned into its opposite (stance-flip)."""
     from leftqa.ingest.chunking import split_sentences
     from leftqa.qa.features import as_question
     from leftqa.text import words
 
     rng = random.Random(seed)
     restyle = random.Random(seed + 1)  # its own stream: the rows drawn without restyling stay the same
+    premises = random.Random(seed + 2)  # likewise for the false premises
     out: list[tuple[str, str, float, str]] = []
 
     def typed(question: str, ctx: str, qas: list[dict[str, Any]]) -> str:
@@ -110,6 +171,17 @@ def verifier_rows(
                     far.sort(key=lambda j: -len(qt & toks[j]))
                     if far and qt & toks[far[0]]:
                         add(question, window(sents, far[0]), 0.0, "near-topic", ctx, p["qas"])
+                if premise_share and premises.random() < premise_share:
+                    if names is None:
+                        names = article_names(ctxs)
+                    w = window(sents, gold)
+                    swapped = swap_roles(question, w, names, premises) if premises.random() < 0.5 else None
+                    if swapped and swapped != question:
+                        add(swapped, w, 0.0, "role-swap", ctx, p["qas"])
+                    else:
+                        flipped = flip_stance(question, w, premises)
+                        if flipped:
+                            add(flipped, w, 0.0, "stance-flip", ctx, p["qas"])
                 if rng.random() >= variant_share:
                     continue
                 kinds = ["wrong-subject", "false-premise", "followup", "style"]
