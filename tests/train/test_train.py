@@ -401,3 +401,24 @@ def test_verifier_rows_pair_each_question_with_a_window_of_three_sentences() -> 
     assert floor_at([0.1 * i for i in range(1, 11)], 0.0) == 0.1 and floor_at([0.2, 0.4], 50.0) == pytest.approx(0.3)
     with pytest.raises(TrainingError):
         floor_at([], 3.0)
+
+
+def test_false_premises_exchange_names_of_the_window_or_turn_a_word_into_its_opposite() -> None:
+    import random
+
+    from leftqa.train.verify import flip_stance, swap_roles
+
+    window = "Stalin allied with Bukharin against Trotsky in 1924. Trotsky was exiled by Stalin."
+    names = ["Stalin", "Bukharin", "Trotsky", "Lenin"]
+    swapped = swap_roles("Why did Stalin ally with Bukharin against Trotsky?", window, names, random.Random(3))
+    assert swapped in {"Why did Bukharin ally with Stalin against Trotsky?", "Why did Trotsky ally with Bukharin against Stalin?",
+                       "Why did Stalin ally with Trotsky against Bukharin?"}  # fmt: skip
+    # "A and B" reads the same either way round; a name the window lacks is not exchanged
+    assert swap_roles("When did Stalin and Bukharin meet?", window, names, random.Random(1)) is None
+    one = swap_roles("Who exiled Trotsky?", "Trotsky was exiled by Stalin.", names, random.Random(1))
+    assert one == "Who exiled Stalin?"
+    assert swap_roles("Who exiled Lenin?", window, names, random.Random(1)) is None
+    assert flip_stance("Why did Goldman support Stalin?", "Goldman remained critical of Stalin.", random.Random(1)) == "Why did Goldman oppose Stalin?"
+    assert flip_stance("Who won the First election?", "Smith won the first election.", random.Random(0)) in {"Who lost the First election?", "Who won the Last election?"}
+    # an opposite the window already uses could make the question answerable: not flipped
+    assert flip_stance("Who supported the plan?", "Some supported it and some opposed it.", random.Random(1)) is None

@@ -279,7 +279,16 @@ def add_verifier(
     progress = json.loads((Path(checkpoint) / "progress.json").read_text("utf-8"))
     config = progress["config"]
     _, held_articles = split_articles(load_squad(squad_train_file(squad)), 40, int(config["seed"]))
-    rows = verifier_rows(held_articles, seed=int(config["seed"]) + 1, near_share=1.0, variant_share=1.0)
+    # Every kind of negative, so the metrics cover them all; the floor reads the answerable windows only, which
+    # neither restyling nor the false premises change.
+    rows = verifier_rows(
+        held_articles,
+        seed=int(config["seed"]) + 1,
+        near_share=1.0,
+        variant_share=1.0,
+        negative_style=1 / 3,
+        premise_share=0.5,
+    )
     rows = random.Random(int(config["seed"])).sample(rows, min(held, len(rows)))
     model = export_onnx(Path(checkpoint), Path(workdir) / "verifier-export")
     log(f"exported {model}; scoring {len(rows):,} held-out windows")
