@@ -220,16 +220,16 @@ class AnswerScorer:
         if self._verifier is None:
             raise ModelError(f"the answer scorer at {self.folder} has no verifier")
         session, tok = self._verifier
-        return sigmoid(float(_run(session, tok, [(question, window)])[0]))
+        return sigmoid(float(cross_encoder_logits(session, tok, [(question, window)])[0]))
 
     def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """One logit per sentence: higher means more likely to hold the answer to `question`."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        return _run(self._session, self._tokenizer, [(question, s) for s in sentences])
+        return cross_encoder_logits(self._session, self._tokenizer, [(question, s) for s in sentences])
 
 
-def _run(session: Any, tokenizer: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
+def cross_encoder_logits(session: Any, tokenizer: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
     """The first logit of an ONNX cross-encoder for each (question, text) pair, padded into one batch."""
     encodings = tokenizer.encode_batch(pairs)
     width = max(len(e.ids) for e in encodings)

@@ -246,7 +246,7 @@ def held_out_scores(
     from tokenizers import Tokenizer
 
     from leftqa.onnxrt import onnx_session
-    from leftqa.qa.scorer import _run, sigmoid
+    from leftqa.qa.scorer import cross_encoder_logits, sigmoid
 
     tok = Tokenizer.from_file(str(model.parent / "tokenizer.json"))
     tok.no_padding()
@@ -255,7 +255,7 @@ def held_out_scores(
     out: list[float] = []
     for lo in range(0, len(rows), 32):
         batch = rows[lo : lo + 32]
-        out.extend(sigmoid(float(z)) for z in _run(session, tok, [(q, s) for q, s, _, _ in batch]))
+        out.extend(sigmoid(float(z)) for z in cross_encoder_logits(session, tok, [(q, s) for q, s, _, _ in batch]))
     return out
 
 
