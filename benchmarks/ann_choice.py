@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="bundled:all-MiniLM-L6-v2")
     p.add_argument("--cache", default="/tmp/leftqa-bench")
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--configs", default="hnsw32-sq8,hnsw16-sq8,ivf-sq8")
+    p.add_argument("--configs", default="hnsw32-sq8,hnsw16-sq8,ivf-sq8", help="comma list; an -efcN suffix sets an HNSW's efConstruction (default 40)")
     p.add_argument("--out", required=True)
     p.add_argument("--index", help="sweep efSearch on this built synthetic index of --passages (no build)")
     p.add_argument("--ef", help="efSearch values swept (comma list; default 512,1024,2048,4096 with --index, else 128 to 2048)")
@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             knob, values = "efSearch", efs
         elif name.startswith("hnsw"):
             m = int(name[4:].split("-")[0])
+            efc = next((int(part[3:]) for part in name.split("-") if part.startswith("efc")), 40)  # hnsw32-sq8-efc80
             index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 40
+            index.hnsw.efConstruction = efc
             index.train(base[:: max(1, n // 200_000)])
             for lo in range(0, n, 100_000):
                 index.add(base[lo : lo + 100_000])
