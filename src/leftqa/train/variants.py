@@ -5,9 +5,11 @@ typo; keywords only). The first two have no answer among their sentences; the la
 
 from __future__ import annotations
 
+import functools
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from leftqa.train.pairs import Pair, _content, _paragraphs, answer_sentence
@@ -163,6 +165,36 @@ def keywords(question: str) -> str:
     return " ".join(content_words(question))
 
 
+def one_variant(
+    kind: str, question: str, paragraph: dict[str, Any], answer_text: str, names: Callable[[], Sequence[str]],
+    years: Sequence[str], rng: random.Random,
+) -> tuple[str, float] | None:
+    """One `kind` of variant of an answerable question of `paragraph` whose answer sentence is `answer_text`, with
+    its label (0 for a wrong subject or a false premise, 1 for a follow-up or a style), or None when it does not
+    apply; `names` gives the article's names (`article_names`), `years` its years."""
+    from leftqa.qa.features import as_question
+    from leftqa.text import words
+
+    ctx = paragraph["context"]
+    if kind == "wrong-subject":
+        s = swap_subject(question, ctx, names(), rng)
+        return (s[0], 0.0) if s else None
+    if kind == "false-premise":
+        y = swap_year(question, answer_text, ctx, years, rng)
+        return (y, 0.0) if y else None
+    if kind == "followup":
+        own = [n for n in _own_names(question, set(words(ctx))) if len(n) >= 3]
+        turn = as_followup(question, own[0], ctx) if own else None
+        if not turn:
+            return None
+        asked = [" ".join(str(o.get("question", "")).split()) for o in paragraph["qas"] if not o.get("is_impossible")]
+        earlier = [a for a in asked if own[0] in a and a != question]
+        before = rng.choice(earlier) if earlier else f"Tell me about {own[0]}"
+        # Read as at query time (Settings.followup_reader "questions"): the earlier turn, then this.
+        return f"{as_question(before)} {as_question(turn)}", 1.0
+    return (sloppy(question, rng) if rng.random() < 0.6 else keywords(question)), 1.0
+
+
 def variant_pairs(
     articles: list[dict[str, Any]], questions: set[str], share: float, seed: int, first_group: int, context: bool = False,
     counts: dict[str, int] | None = None,
@@ -171,15 +203,12 @@ def variant_pairs(
     paired with its answer sentence and the two best word-overlap sentences of its paragraph; wrong-subject and
     false-premise variants label every sentence 0 (the listwise no-answer option must win). `counts`, when
     given, gathers how many questions of each kind were made."""
-    from leftqa.qa.features import as_question
-    from leftqa.text import words
-
     rng = random.Random(seed + 29)
     group = first_group
     for article in articles:
         paras = _paragraphs(article, context)
         contexts = [p["context"] for p in article["paragraphs"]]
-        art_names: list[str] | None = None
+        names = functools.cache(partial(article_names, contexts))  # only made when a wrong subject is asked for
         years = list(dict.fromkeys(y for c in contexts for y in _YEAR.findall(c)))
         for pi, p in enumerate(article["paragraphs"]):
             sents, spans, toks = paras[pi]
@@ -196,25 +225,7 @@ def variant_pairs(
                 ctx = contexts[pi]
                 made: tuple[str, float] | None = None
                 for kind in [*rng.sample(KINDS[:3], 3), "style"]:  # style, which always applies, when no other does
-                    if kind == "wrong-subject":
-                        if art_names is None:
-                            art_names = article_names(contexts)
-                        s = swap_subject(question, ctx, art_names, rng)
-                        made = (s[0], 0.0) if s else None
-                    elif kind == "false-premise":
-                        y = swap_year(question, ctx[spans[gold][0] : spans[gold][1]], ctx, years, rng)
-                        made = (y, 0.0) if y else None
-                    elif kind == "followup":
-                        own = [n for n in _own_names(question, set(words(ctx))) if len(n) >= 3]
-                        asked = [str(o.get("question", "")) for o in p["qas"] if not o.get("is_impossible")]
-                        earlier = [a for a in asked if own and own[0] in a and " ".join(a.split()) != question]
-                        turn = as_followup(question, own[0], ctx) if own else None
-                        if turn:
-                            before = rng.choice(earlier) if earlier else f"Tell me about {own[0]}"
-                            # Read as at query time (Settings.followup_reader "questions"): the earlier turn, then this.
-                            made = (f"{as_question(before)} {as_question(turn)}", 1.0)
-                    else:
-                        made = (sloppy(question, rng) if rng.random() < 0.6 else keywords(question), 1.0)
+                    made = one_variant(kind, question, p, ctx[spans[gold][0] : spans[gold][1]], names, years, rng)
                     if made and made[0].strip():
                         break
                     made = None

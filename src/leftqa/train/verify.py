@@ -7,24 +7,17 @@ questions keep label 1, so that the way people type is not taken for a missing a
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from leftqa.errors import TrainingError
 from leftqa.train.pairs import Pair, _content, answer_sentence
-from leftqa.train.variants import (
-    _YEAR,
-    _own_names,
-    article_names,
-    as_followup,
-    keywords,
-    sloppy,
-    swap_subject,
-    swap_year,
-)
+from leftqa.train.variants import _YEAR, _own_names, article_names, as_followup, keywords, one_variant, sloppy
 
 VERIFIER_FILE = "verifier.onnx"  # in the scorer folder, listed with its sha256 in scorer.json
 KINDS = ("answer", "style", "followup", "squad-impossible", "near-topic", "wrong-subject", "false-premise", "role-swap",
@@ -133,7 +126,7 @@ def verifier_rows(
 
     for art in articles:
         ctxs = [p["context"] for p in art["paragraphs"]]
-        names = None
+        names = functools.cache(partial(article_names, ctxs))  # only made when a variant needs them
         years = list(dict.fromkeys(y for c in ctxs for y in _YEAR.findall(c)))
         for p in art["paragraphs"]:
             ctx = p["context"]
@@ -172,10 +165,8 @@ def verifier_rows(
                     if far and qt & toks[far[0]]:
                         add(question, window(sents, far[0]), 0.0, "near-topic", ctx, p["qas"])
                 if premise_share and premises.random() < premise_share:
-                    if names is None:
-                        names = article_names(ctxs)
                     w = window(sents, gold)
-                    swapped = swap_roles(question, w, names, premises) if premises.random() < 0.5 else None
+                    swapped = swap_roles(question, w, names(), premises) if premises.random() < 0.5 else None
                     if swapped and swapped != question:
                         add(swapped, w, 0.0, "role-swap", ctx, p["qas"])
                     else:
@@ -187,27 +178,7 @@ def verifier_rows(
                 kinds = ["wrong-subject", "false-premise", "followup", "style"]
                 rng.shuffle(kinds)
                 for kind in kinds:
-                    made = None
-                    if kind == "wrong-subject":
-                        if names is None:
-                            names = article_names(ctxs)
-                        s = swap_subject(question, ctx, names, rng)
-                        made = (s[0], 0.0) if s else None
-                    elif kind == "false-premise":
-                        y = swap_year(question, sents[gold], ctx, years, rng)
-                        made = (y, 0.0) if y else None
-                    elif kind == "followup":
-                        own = [n for n in _own_names(question, set(words(ctx))) if len(n) >= 3]
-                        asked = [
-                            " ".join(str(o.get("question", "")).split()) for o in p["qas"] if not o.get("is_impossible")
-                        ]
-                        earlier = [a for a in asked if own and own[0] in a and a != question]
-                        turn = as_followup(question, own[0], ctx) if own else None
-                        if turn:
-                            before = rng.choice(earlier) if earlier else f"Tell me about {own[0]}"
-                            made = (f"{as_question(before)} {as_question(turn)}", 1.0)
-                    else:
-                        made = (sloppy(question, rng) if rng.random() < 0.6 else keywords(question), 1.0)
+                    made = one_variant(kind, question, p, sents[gold], names, years, rng)
                     if made and made[0].strip():
                         add(made[0], window(sents, gold), made[1], kind, ctx, p["qas"])
                         break
