@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -17,7 +18,7 @@ from typing import Any
 
 from leftqa.errors import TrainingError
 from leftqa.train.pairs import Pair, _content, answer_sentence
-from leftqa.train.variants import _YEAR, _own_names, article_names, as_followup, keywords, one_variant, sloppy
+from leftqa.train.variants import _YEAR, _own_names, article_names, one_variant
 
 VERIFIER_FILE = "verifier.onnx"  # in the scorer folder, listed with its sha256 in scorer.json
 KINDS = ("answer", "style", "followup", "squad-impossible", "near-topic", "wrong-subject", "false-premise", "role-swap",
@@ -47,8 +48,6 @@ def swap_roles(question: str, window_text: str, names: Sequence[str], rng: rando
     """The question with two of its names that the window mentions exchanged ("Why did Stalin ally with Trotsky
     against Bukharin?" of a sentence where he allied with Bukharin), or one of them replaced by another name of
     the window; None when the question names nothing the window does, or joins its two names by "and"."""
-    import re
-
     low = window_text.lower()
     asked = [n for n in names if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", question) and n.lower() in low]
     asked = [n for n in asked if not any(n != m and n in m for m in asked)]  # "Stalin" inside "Joseph Stalin"
@@ -69,8 +68,6 @@ def swap_roles(question: str, window_text: str, names: Sequence[str], rng: rando
 def flip_stance(question: str, window_text: str, rng: random.Random) -> str | None:
     """The question with one word turned into its opposite (`_OPPOSITE`) whose opposite the window does not use,
     keeping its capital; None when it has no such word."""
-    import re
-
     low = set(re.findall(r"[a-z]+", window_text.lower()))
     found = [
         m
@@ -100,7 +97,6 @@ def verifier_rows(
     from its own answer window: two of its names exchanged or one replaced by another name of the window
     (role-swap), or a word turned into its opposite (stance-flip)."""
     from leftqa.ingest.chunking import split_sentences
-    from leftqa.qa.features import as_question
     from leftqa.text import words
 
     rng = random.Random(seed)
@@ -110,14 +106,13 @@ def verifier_rows(
 
     def typed(question: str, ctx: str, qas: list[dict[str, Any]]) -> str:
         """The question as a pronoun follow-up when it names someone of the paragraph, else sloppy or keywords."""
-        own = [n for n in _own_names(question, set(words(ctx))) if len(n) >= 3]
-        turn = as_followup(question, own[0], ctx) if own and restyle.random() < 0.5 else None
-        if turn:
-            asked = [" ".join(str(o.get("question", "")).split()) for o in qas if not o.get("is_impossible")]
-            earlier = [a for a in asked if own[0] in a and a != question]
-            before = restyle.choice(earlier) if earlier else f"Tell me about {own[0]}"
-            return f"{as_question(before)} {as_question(turn)}"
-        return (sloppy(question, restyle) if restyle.random() < 0.6 else keywords(question)) or question
+        para = {"context": ctx, "qas": qas}
+        own = any(len(n) >= 3 for n in _own_names(question, set(words(ctx))))
+        made = (
+            one_variant("followup", question, para, "", list, (), restyle) if own and restyle.random() < 0.5 else None
+        )
+        made = made or one_variant("style", question, para, "", list, (), restyle)
+        return (made[0] if made else "") or question
 
     def add(question: str, text: str, label: float, kind: str, ctx: str, qas: list[dict[str, Any]]) -> None:
         if label == 0.0 and negative_style and restyle.random() < negative_style:
@@ -290,7 +285,8 @@ def add_verifier(
     return data["verifier"]
 
 
-# The shipped verifier's training draw (`sample`): as many answerable windows as unanswerable ones.
+# The first verifier's training draw (`sample`; docs/experiments.md, 19:35): as many answerable windows as
+# unanswerable ones. No verifier ships.
 DEFAULT_COUNTS = {"answer": 12000, "style": 3000, "followup": 3000, "squad-impossible": 9000, "near-topic": 5000,
                   "wrong-subject": 3200, "false-premise": 900}  # fmt: skip
 
