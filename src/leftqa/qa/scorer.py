@@ -171,12 +171,13 @@ def verify(folder: Path, info: ScorerInfo) -> None:
 class AnswerScorer:
     """Cross-encoder logits for (question, sentence) pairs, from the ONNX model of a scorer folder."""
 
-    def __init__(self, folder: Path, info: ScorerInfo, session: Any, tokenizer: Any, verifier: tuple[Any, Any] | None = None) -> None:
+    def __init__(self, folder: Path, info: ScorerInfo, session: Any, tokenizer: Any, verifier: tuple[Any, Any, frozenset[str]] | None = None) -> None:
         self.folder = folder
         self.info = info
         self._session = session
         self._tokenizer = tokenizer
-        self._verifier = verifier  # (session, tokenizer) of the answer verifier, when the folder has one
+        self._inputs = input_names(session)
+        self._verifier = verifier  # (session, tokenizer, input names) of the answer verifier, when the folder has one
 
     @classmethod
     def load(cls, folder: Path | str = BUNDLED_SCORER, threads: int = 1, check: bool = True) -> "AnswerScorer":
@@ -198,7 +199,8 @@ class AnswerScorer:
                 vtok = Tokenizer.from_file(str(folder / "tokenizer.json"))
                 vtok.no_padding()
                 vtok.enable_truncation(max_length=info.verifier.max_length, strategy="only_second")
-                verifier = (onnx_session(folder / info.verifier.file, threads), vtok)
+                vsession = onnx_session(folder / info.verifier.file, threads)
+                verifier = (vsession, vtok, input_names(vsession))
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the answer scorer at {folder}: {first[:300]}") from None
@@ -219,18 +221,24 @@ class AnswerScorer:
         """P(`window`, a quoted sentence with its neighbours, answers `question`) from the answer verifier."""
         if self._verifier is None:
             raise ModelError(f"the answer scorer at {self.folder} has no verifier")
-        session, tok = self._verifier
-        return sigmoid(float(cross_encoder_logits(session, tok, [(question, window)])[0]))
+        session, tok, inputs = self._verifier
+        return sigmoid(float(cross_encoder_logits(session, tok, [(question, window)], inputs)[0]))
 
     def logits(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """One logit per sentence: higher means more likely to hold the answer to `question`."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        return cross_encoder_logits(self._session, self._tokenizer, [(question, s) for s in sentences])
+        return cross_encoder_logits(self._session, self._tokenizer, [(question, s) for s in sentences], self._inputs)
 
 
-def cross_encoder_logits(session: Any, tokenizer: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
-    """The first logit of an ONNX cross-encoder for each (question, text) pair, padded into one batch."""
+def input_names(session: Any) -> frozenset[str]:
+    """The input names an ONNX session takes (an exported model may lack token_type_ids)."""
+    return frozenset(i.name for i in session.get_inputs())
+
+
+def cross_encoder_logits(session: Any, tokenizer: Any, pairs: list[tuple[str, str]], inputs: frozenset[str] | None = None) -> np.ndarray:
+    """The first logit of an ONNX cross-encoder for each (question, text) pair, padded into one batch (`inputs`: the
+    session's `input_names`, read from it when not given)."""
     encodings = tokenizer.encode_batch(pairs)
     width = max(len(e.ids) for e in encodings)
     ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -242,7 +250,7 @@ def cross_encoder_logits(session: Any, tokenizer: Any, pairs: list[tuple[str, st
         mask[r, :n] = 1
         types[r, :n] = e.type_ids
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    inputs = {i.name for i in session.get_inputs()}
+    inputs = input_names(session) if inputs is None else inputs
     out = session.run(None, {k: v for k, v in feed.items() if k in inputs})[0]
     return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
