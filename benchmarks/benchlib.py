@@ -12,8 +12,10 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -58,10 +60,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(cmd: list[str], timeout: float = 900, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a command; its wall time, its own peak RSS (MiB, from wait4), exit code and output."""
+def run_child(cmd: list[str], timeout: float = 900, env: dict[str, str] | None = None, echo: bool = False) -> dict[str, Any]:
+    """Run a command; its wall time, its own peak RSS (MiB, from wait4), exit code and output.
+
+    `echo`: the child's stderr is also copied to this process's stderr line by line as it comes."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    lines: list[bytes] = []
+    reader = None
+    if echo and proc.stderr is not None:
+        # An hours-long build's progress belongs in the log while it runs (a killed run's log then says how far it
+        # got); read only at the end, it would also block a child that writes more than the pipe holds.
+        def pump(stream: Any) -> None:
+            for line in stream:
+                lines.append(line)
+                sys.stderr.write(line.decode("utf-8", "replace"))
+                sys.stderr.flush()
+
+        reader = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
+        reader.start()
     deadline = t0 + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -74,7 +91,11 @@ def run_child(cmd: list[str], timeout: float = 900, env: dict[str, str] | None =
         time.sleep(0.005)
     wall = time.perf_counter() - t0
     out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
-    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    if reader is not None:
+        reader.join(timeout=30)
+        err = b"".join(lines).decode("utf-8", "replace")
+    else:
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "returncode": proc.returncode, "stdout": out, "stderr": err}  # fmt: skip
@@ -223,11 +244,21 @@ def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: 
     """The synthetic index through `CompactWriter`: passages, vectors and terms made and written chunk by chunk.
 
     `without_dense` stops before the FAISS index (for a measurement of everything else at a size whose HNSW
-    build would not finish in time): the files stay in the writer's temporary folder, renamed to `out`."""
+    build would not finish in time): the files stay in the writer's temporary folder, renamed to `out`.
+
+    The HNSW insertion (hours at 10M) is checkpointed in `<out>.dense-checkpoint`, beside `out` and outside the
+    writer's temporary folder, so a killed build run again resumes it; the stages before it are redone (the
+    passages and vectors are generated from fixed seeds, and the checkpoint is used only if they match)."""
     from leftqa.index.compact import CHUNK, CompactWriter
 
     t1 = time.perf_counter()
-    writer = CompactWriter(out, int(vecs.shape[1]), log=lambda m: print(f"[{time.perf_counter() - t1:.0f}s] {m}", file=sys.stderr, flush=True))
+
+    def log(m: str) -> None:
+        print(f"[{time.perf_counter() - t1:.0f}s] {m}", file=sys.stderr, flush=True)
+
+    drop_dead_writer_folders(out, log)
+    checkpoint = None if without_dense else out.parent / f"{out.name}.dense-checkpoint"
+    writer = CompactWriter(out, int(vecs.shape[1]), log=log, checkpoint=checkpoint)
     make_s = 0.0
     try:
         for lo in range(0, len(ids), CHUNK):
@@ -252,6 +283,27 @@ def _build_synthetic_compact(out: Path, ids: np.ndarray, pool: list[str], vecs: 
     return {**report, "text_and_vectors_s": round(make_s, 1), "index_build_s": round(total - make_s, 1), "save_s": 0.0,
             "stages_s": {k: round(v, 1) for k, v in writer.timings.items()}, "layout": "compact",
             "dense_index": final.dense_index, "dense_params": final.dense_params}  # fmt: skip
+
+
+def drop_dead_writer_folders(out: Path, log: Any = None) -> None:
+    """Delete the temporary folders (`.<name>.tmp-<pid>`) that killed builds of `out` left beside it, once their
+    process is gone: at 10M each holds ~35 GB, and a resumed build writes a new one under its own pid."""
+    for folder in Path(out).parent.glob(f".{Path(out).name}.tmp-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            if log is not None:
+                log(f"removing {folder}, left by a build (pid {pid}) that is gone")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def exact_top(ids: np.ndarray, vecs: np.ndarray, queries: np.ndarray, k: int = 10, block: int = 500_000) -> np.ndarray:

@@ -257,11 +257,13 @@ def synthetic_index(n: int, args: argparse.Namespace) -> tuple[Path, dict[str, A
         meta = root / "build.json"
     if (index_dir / "manifest.json").exists() and meta.exists() and not args.rebuild:
         return index_dir, {**json.loads(meta.read_text()), "cached": True}
+    # The compact build's HNSW checkpoint sits beside index_dir (index.dense-checkpoint), so it outlives this and
+    # a killed build run again, even with --rebuild, resumes it (only if the regenerated vectors match it).
     shutil.rmtree(index_dir, ignore_errors=True)
     cmd = [sys.executable, str(REPO / "benchmarks" / "benchlib.py"), "build-synthetic", "--out", str(index_dir), "--passages", str(n), "--model", args.model, "--cache", str(args.cache)]
     if args.smoke:
         cmd += ["--pool", "400", "--ann-threshold", str(max(n // 2, 1))]
-    r = bench.run_child(cmd, timeout=6 * 3600, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    r = bench.run_child(cmd, timeout=6 * 3600, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, echo=True)
     if r["returncode"] != 0:
         raise RuntimeError(f"synthetic build of {n} failed: {r['stderr'][-800:]}")
     info = {**json.loads(r["stdout"].strip().splitlines()[-1]), "wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]}
@@ -364,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-copies", type=int, default=10, help="real-text corpus for build vs encode: corpus/ plus N varied copies (0: skip)")
     p.add_argument("--build-repeats", type=int, default=2, help="raw encode / build pairs per build measurement")
     p.add_argument("--http", action=argparse.BooleanOptionalAction, default=None, help="measure HTTP latency (default: on, off with --smoke)")
-    p.add_argument("--rebuild", action="store_true", help="rebuild cached synthetic indexes")
+    p.add_argument("--rebuild", action="store_true", help="rebuild cached synthetic indexes (a compact build's dense checkpoint of the same vectors is still resumed)")
     args = p.parse_args(argv)
     if args.smoke:
         args.model = args.model or "hash:64"

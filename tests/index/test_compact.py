@@ -55,7 +55,7 @@ def test_compact_passage_json_round_trip(pair: tuple[Settings, Settings]) -> Non
 def test_compact_index_matches_the_exact_one(pair: tuple[Settings, Settings]) -> None:
     exact, small = (Index.load(Path(s.index_dir)) for s in pair)
     m = small.manifest
-    assert m.layout == "compact" and m.dense_index is not None and m.dense_index.startswith("hnsw32-sq8")
+    assert m.layout == "compact" and m.dense_index is not None and m.dense_index.startswith("hnsw48-sq8")
     assert m.build == {"engine": "local"} and m.sentences == int(exact.sentence_starts[-1])
     assert m.files is not None and "passage_vectors.npy" not in m.files and "sentence_vectors.npy" not in m.files
     verify_files(Path(pair[1].index_dir), m, full=True)

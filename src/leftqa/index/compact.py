@@ -16,19 +16,20 @@ folder with a manifest of sha256 checksums, then swapped in as `Index.save` does
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from leftqa.errors import IndexCorruptError
+from leftqa.errors import IndexCorruptError, IndexWriteError
 from leftqa.index.codes import LAYOUT, SENTENCE_CODES, SENTENCE_SCALES, passage_to_compact, quantise
 from leftqa.index.manifest import IndexManifest
 from leftqa.index.postings import Bm25Writer, drop_pages
@@ -38,12 +39,21 @@ from leftqa.text import terms
 HEADER = 128  # bytes reserved for a streamed .npy header (rewritten with the final shape at the end)
 CHUNK = 50_000  # passages embedded and written per step of a streamed build
 # Recall@10 against exact search, single-thread ms per query and build time of the candidates on the synthetic
-# benchmark vectors (benchmarks/ann_choice.py, docs/scaling.md) decided these parameters: HNSW32 over SQ8 codes
-# reached 0.968 at 200K (efSearch 1024, 7 ms) and 0.9635 at 1M (2048, 23 ms); IVF-SQ8 stayed at 0.86 scanning
-# 15% of the lists, HNSW16 at 0.88. 4096 above 3M is an extrapolation (0.9765 at 1M), not measured at 10M.
+# benchmark vectors (benchmarks/ann_choice.py, docs/scaling.md) decided these parameters. HNSW over SQ8 codes:
+# IVF-SQ8 stayed at 0.86 scanning 15% of the lists, HNSW16 at 0.88. M 32 reached 0.968 at 200K (efSearch 1024,
+# 7 ms) and 0.9635 at 1M (2048, 23 ms), but only 0.9305 at 10M (4096). M 48 at 1M reaches 0.968 at efSearch 1024
+# (15.9 ms), 0.976 at 2048 (28.3 ms) and 0.9825 at 4096 (52.9 ms), for 128 more bytes a vector (784) and 1.3 times
+# the build (bench-results.json compact_runs.ann_m48_1m); efConstruction 80 changed nothing at 1M. The efSearch
+# steps were chosen with M 32; 4096 above 3M is not yet measured with M 48 at 10M.
 COMPACT_THRESHOLD = 50_000  # below this many passages the exact layout (float32, flat search) is kept
-HNSW_M, EF_CONSTRUCTION = 32, 40
+HNSW_M, EF_CONSTRUCTION = 48, 40
 EF_SEARCH = ((300_000, 1024), (3_000_000, 2048), (10**12, 4096))
+# HNSW insertion at 10M takes hours (6,187 s with M 32 on 2 cores, more with M 48): with a checkpoint folder the
+# partial index is saved every DENSE_CHECKPOINT_ROWS rows, so a killed build resumes instead of starting over.
+DENSE_CHECKPOINT_ROWS = 1_000_000
+ADD_ROWS = 100_000  # rows read from the float32 scratch file and inserted per step
+FINGERPRINT_ROWS = 4096  # rows sampled (evenly spaced) to tell one input's vectors from another's
+PARTIAL, PARTIAL_TMP, STATE, STATE_TMP = "dense.partial", "dense.partial.tmp", "state.json", "state.json.tmp"
 
 
 def compact_spec(n: int) -> dict[str, Any]:
@@ -79,10 +89,14 @@ class _StreamedNpy:
 
 
 class CompactWriter:
-    """Streams passages and their vectors into a compact index folder; `finish` builds FAISS/BM25 and swaps it in."""
+    """Streams passages and their vectors into a compact index folder; `finish` builds FAISS/BM25 and swaps it in.
 
-    def __init__(self, path: Path, dim: int, sq_trained: np.ndarray | None = None, log: Callable[[str], None] | None = None) -> None:
+    `checkpoint`: a folder (outside `path` and the temporary folder, both replaced or deleted) where `finish` saves
+    the HNSW insertion's progress, so a build killed then and run again on the same vectors resumes it."""
+
+    def __init__(self, path: Path, dim: int, sq_trained: np.ndarray | None = None, log: Callable[[str], None] | None = None, checkpoint: Path | None = None) -> None:
         self.path = Path(path)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
         if self.tmp.exists():
@@ -162,7 +176,7 @@ class CompactWriter:
             spec = spec or compact_spec(self.passages)
             vectors = np.memmap(self.work / "passage_vectors.f32", dtype=np.float32, mode="r", shape=(self.passages, self.dim)) if self.passages else np.zeros((0, self.dim), np.float32)
             self.say(f"building the {spec['type']} dense index")
-            dense, trained_again = build_compact_dense(vectors, spec, self.sq_trained)
+            dense, trained_again = build_compact_dense(vectors, spec, self.sq_trained, self.checkpoint, DENSE_CHECKPOINT_ROWS, self.say, self._dense_progress)
             del vectors
             faiss.write_index(dense, str(self.tmp / DENSE))
             self.timings["dense_s"] = time.perf_counter() - t
@@ -175,11 +189,17 @@ class CompactWriter:
             }
             manifest = with_contents(manifest, self.dim, self.passages, self.sentences, spec)
             manifest = publish(self.tmp, self.path, replace(manifest, layout=LAYOUT, extra={**manifest.extra, "quantisation": quantisation}))
+            if self.checkpoint is not None:  # only once the index is in place: a build killed while saving it resumes
+                clear_checkpoint(self.checkpoint)
             self.timings["files_s"] = time.perf_counter() - t
             return manifest
         except BaseException:
             self.abort()
             raise
+
+    def _dense_progress(self, event: str, rows: int) -> None:
+        if event == "resumed":  # then dense_s times only the rows inserted by this process
+            self.timings["dense_resumed_at_rows"] = float(rows)
 
     def abort(self) -> None:
         """Delete the temporary folder (the index in place stays as it was)."""
@@ -188,36 +208,218 @@ class CompactWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def build_compact_dense(vectors: np.ndarray, spec: dict[str, Any], sq_trained: np.ndarray | None = None) -> tuple[Any, bool]:
-    """(FAISS index over SQ8 codes, whether the quantiser was trained here); `sq_trained` reuses a previous one."""
+@dataclass(frozen=True)
+class DenseCheckpoint:
+    """The state.json of a dense checkpoint folder: how many rows dense.partial holds, and of which build."""
+
+    rows: int  # rows of the input inserted (in order) into dense.partial
+    total: int  # rows of the input
+    dim: int
+    spec: dict[str, Any]  # type, M, efConstruction, efSearch
+    fingerprint: str  # vectors_fingerprint of the input
+    sq_given: str | None  # sha256 of the SQ8 ranges offered for reuse (None: none offered)
+    trained_here: bool
+    faiss: str  # the FAISS version: another one may build another graph from the same rows
+
+    def same_build(self, other: DenseCheckpoint) -> bool:
+        """Whether both describe the same input, spec and FAISS, whatever their progress."""
+        return replace(self, rows=0) == replace(other, rows=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written as state.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DenseCheckpoint:
+        """The state read back; TypeError when it is not a JSON object, ValueError when a field is missing or malformed."""
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        kinds = {"rows": int, "total": int, "dim": int, "spec": dict, "fingerprint": str, "sq_given": (str, type(None)), "trained_here": bool, "faiss": str}
+        for f in fields(cls):
+            if not isinstance(data.get(f.name), kinds[f.name]) or (kinds[f.name] is int and isinstance(data[f.name], bool)):
+                raise ValueError(f"field {f.name!r} is missing or malformed")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def build_compact_dense(
+    vectors: np.ndarray,
+    spec: dict[str, Any],
+    sq_trained: np.ndarray | None = None,
+    checkpoint: Path | None = None,
+    every: int = DENSE_CHECKPOINT_ROWS,
+    log: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> tuple[Any, bool]:
+    """(FAISS index over SQ8 codes, whether the quantiser was trained here); `sq_trained` reuses a previous one.
+
+    `checkpoint`: a folder where the partial index and its state are saved once the quantiser is trained and then
+    every `every` rows, and resumed from when they are of the same build (same vectors, spec, offered ranges and
+    FAISS); any other content is deleted. The folder is left in place: the caller removes it (`clear_checkpoint`)
+    once the index is saved. `on_progress(event, rows)` is called with "resumed" and the rows found in the checkpoint,
+    and with "saved" after each checkpoint (tests interrupt the build there)."""
     import faiss
 
+    say = log or (lambda _m: None)
     n, dim = vectors.shape
-    index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
+    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+    state = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
+        key = {k: spec[k] for k in ("type", "M", "efConstruction", "efSearch")}
+        state = DenseCheckpoint(0, n, dim, key, vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
+    index = _resume(checkpoint, state, say) if checkpoint is not None and state is not None else None
+    if index is not None:
+        start = int(index.ntotal)
+        if on_progress is not None:
+            on_progress("resumed", start)
+        # HNSW draws each new vertex's level from a generator that read_index resets to its seed: drawing the levels
+        # of the rows already inserted puts it where an uninterrupted build's would be (the same levels, one thread:
+        # the same graph).
+        for _ in range(start):
+            index.hnsw.random_level()
+    else:
+        start = 0
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
+        storage = faiss.downcast_index(index.storage)
+        if trained_here:
+            # SQ8 ranges per dimension from a sample of at most 200K rows.
+            step = max(1, n // 200_000)
+            index.train(strided_rows(vectors, step) if n else np.zeros((1, dim), np.float32))
+        else:
+            # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
+            faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
+            storage.is_trained = True
+            index.is_trained = True
+        if checkpoint is not None and state is not None and n:
+            save_checkpoint(checkpoint, index, state)
     index.hnsw.efConstruction = int(spec["efConstruction"])
     index.hnsw.efSearch = int(spec["efSearch"])
-    storage = faiss.downcast_index(index.storage)
-    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
-    if trained_here:
-        # SQ8 ranges per dimension from a sample of at most 200K rows.
-        step = max(1, n // 200_000)
-        index.train(strided_rows(vectors, step) if n else np.zeros((1, dim), np.float32))
-    else:
-        # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
-        faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
-        storage.is_trained = True
-        index.is_trained = True
-    for block in windows(vectors):  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
-        index.add(block)
+    # Blocks of the same rows whether resumed or not (HNSW inserts a block's vertices highest level first, so the
+    # graph depends on where blocks start); checkpoints fall on block ends, which are multiples of `block`.
+    block = max(1, min(ADD_ROWS, every))
+    t0, hi = time.perf_counter(), start
+    for rows in windows(vectors, block, start=start):  # the float32 scratch file (15 GB at 10M) must not stay resident next to the graph
+        index.add(rows)
+        lo, hi = hi, hi + len(rows)
+        if hi // every > lo // every and hi < n:
+            rate = (hi - start) / max(time.perf_counter() - t0, 1e-9)
+            say(f"dense index: {hi:,} of {n:,} rows inserted ({rate:,.0f} rows/s)")
+            if checkpoint is not None and state is not None:
+                save_checkpoint(checkpoint, index, replace(state, rows=hi))
+                if on_progress is not None:
+                    on_progress("saved", hi)
     return index, trained_here
 
 
-def windows(vectors: np.ndarray, rows: int = 100_000, step: int = 1) -> Iterable[np.ndarray]:
-    """Float32 copies of `vectors[lo : lo + rows : step]` in turn, each window's mapped pages dropped once copied."""
+def vectors_fingerprint(vectors: np.ndarray) -> str:
+    """sha256 of the row count, width and FINGERPRINT_ROWS evenly spaced rows plus the last (read window by window)."""
+    n, dim = vectors.shape
+    h = hashlib.sha256(f"{n}x{dim}".encode())
+    if n:
+        # A sample, not every row: hashing the whole 15 GB scratch file at 10M would read it all once more.
+        h.update(strided_rows(vectors, max(1, n // FINGERPRINT_ROWS)).tobytes())
+        h.update(np.ascontiguousarray(vectors[n - 1], dtype=np.float32).tobytes())
+        drop_pages(vectors)
+    return h.hexdigest()
+
+
+def save_checkpoint(folder: Path, index: Any, state: DenseCheckpoint) -> None:
+    """Write the partial index and its state into `folder`, each atomically (temporary name, fsync, rename)."""
+    import faiss
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # The state goes to its temporary name first so that the two renames follow each other: a kill between
+        # them leaves an index whose row count differs from the state's, which _resume then refuses.
+        _write_synced(folder / STATE_TMP, (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
+        faiss.write_index(index, str(folder / PARTIAL_TMP))
+        _sync(folder / PARTIAL_TMP, drop=True)
+        os.replace(folder / PARTIAL_TMP, folder / PARTIAL)
+        os.replace(folder / STATE_TMP, folder / STATE)
+        _sync_dir(folder)
+    except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
+        raise IndexWriteError(f"cannot write the dense index checkpoint in {folder}: {exc}") from exc
+
+
+def clear_checkpoint(folder: Path) -> None:
+    """Delete a dense checkpoint folder (or whatever is at that path)."""
+    folder = Path(folder)
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    elif folder.exists() or folder.is_symlink():
+        folder.unlink()
+
+
+def _resume(folder: Path, want: DenseCheckpoint, say: Callable[[str], None]) -> Any:
+    """The partial index saved in `folder` by the build `want` describes, or None (and the folder cleared)."""
+    import faiss
+
+    if not (folder / STATE).is_file():
+        if folder.exists():
+            say(f"dense checkpoint {folder} has no state: starting the dense index afresh")
+            clear_checkpoint(folder)
+        return None
+    try:
+        found = DenseCheckpoint.from_dict(json.loads((folder / STATE).read_text("utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        say(f"dense checkpoint {folder} is unreadable ({exc}): starting the dense index afresh")
+        clear_checkpoint(folder)
+        return None
+    if not found.same_build(want):
+        differ = [f.name for f in fields(DenseCheckpoint) if f.name != "rows" and getattr(found, f.name) != getattr(want, f.name)]
+        say(f"dense checkpoint {folder} is of another build ({', '.join(differ)} differ): starting the dense index afresh")
+        clear_checkpoint(folder)
+        return None
+    try:
+        index = faiss.read_index(str(folder / PARTIAL))
+        ok = index.ntotal == found.rows and index.d == want.dim and index.hnsw.nb_neighbors(0) == 2 * int(want.spec["M"])
+    except (RuntimeError, AttributeError) as exc:
+        index, ok = None, False
+        say(f"dense checkpoint {folder}: {exc}")
+    if not ok:
+        say(f"dense checkpoint {folder} does not hold the {found.rows:,} rows its state names: starting the dense index afresh")
+        clear_checkpoint(folder)
+        return None
+    say(f"resuming the dense index from its checkpoint at {found.rows:,} of {found.total:,} rows ({folder})")
+    return index
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync(path: Path, drop: bool = False) -> None:
+    """fsync a file; `drop` then evicts its pages from the page cache (a multi-GB checkpoint would otherwise push
+    out the pages of the scratch file being read and of everything else on this shared machine)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        if drop and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync a folder, so the renames in it survive a machine crash as well as a killed process."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def windows(vectors: np.ndarray, rows: int = 100_000, step: int = 1, start: int = 0) -> Iterable[np.ndarray]:
+    """Float32 copies of `vectors[lo : lo + rows : step]` for lo from `start` in turn, each window's mapped pages
+    dropped once copied."""
     # Reading a memory-mapped file maps more than the rows read: the kernel maps the cached pages around each fault
     # (fault-around), so even rows 50 apart touch most pages. At 10M passages one strided pass put 13 GB of the
     # 15 GB float32 scratch file in the build's RSS (peak 14.5 GB, measured).
-    for lo in range(0, len(vectors), rows):
+    for lo in range(start, len(vectors), rows):
         block = np.ascontiguousarray(vectors[lo : lo + rows : step], dtype=np.float32)
         drop_pages(vectors)
         yield block

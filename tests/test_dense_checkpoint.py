@@ -1,0 +1,171 @@
+"""The compact layout's HNSW insertion saved in a checkpoint folder: a killed build resumes to the same index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pytest
+
+from leftqa.index import compact
+from leftqa.index.compact import CompactWriter, build_compact_dense, vectors_fingerprint
+from leftqa.index.manifest import Chunking, IndexManifest
+from leftqa.index.store import Index
+from leftqa.records import Passage, Sentence
+
+N, DIM, EVERY = 3000, 32, 1000
+# efSearch well below N, so that search results depend on the graph (with efSearch >= N it is exhaustive).
+SPEC = {"type": "hnsw48-sq8-ip", "M": 48, "efConstruction": 40, "efSearch": 32}
+
+
+class Interrupted(Exception):
+    """Stands in for the kill of a build."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # One thread: HNSW insertion is then deterministic, so a resumed build must give exactly the same graph.
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+def unit_rows(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def stop_at_first(event: str, rows: int) -> None:
+    if event == "saved":
+        raise Interrupted(rows)
+
+
+def assert_same_index(a: Any, b: Any) -> None:
+    assert a.ntotal == b.ntotal
+    codes = (faiss.vector_to_array(faiss.downcast_index(i.storage).codes) for i in (a, b))
+    assert np.array_equal(*codes)
+    for name in ("levels", "neighbors", "offsets"):
+        assert np.array_equal(faiss.vector_to_array(getattr(a.hnsw, name)), faiss.vector_to_array(getattr(b.hnsw, name))), name
+    assert (a.hnsw.entry_point, a.hnsw.max_level, a.hnsw.efSearch) == (b.hnsw.entry_point, b.hnsw.max_level, b.hnsw.efSearch)
+    queries = unit_rows(2000, seed=99)
+    da, ia = a.search(queries, 10)
+    db, ib = b.search(queries, 10)
+    assert np.array_equal(ia, ib) and np.array_equal(da, db)
+
+
+def test_a_resumed_build_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    x = unit_rows(N, seed=1)
+    whole, trained = build_compact_dense(x, SPEC, every=EVERY)
+    folder = tmp_path / "ck"
+    with pytest.raises(Interrupted):
+        build_compact_dense(x, SPEC, checkpoint=folder, every=EVERY, on_progress=stop_at_first)
+    state = json.loads((folder / "state.json").read_text("utf-8"))
+    assert state["rows"] == EVERY and state["total"] == N and state["dim"] == DIM and state["spec"] == SPEC
+    assert state["fingerprint"] == vectors_fingerprint(x) and (folder / "dense.partial").is_file()
+    assert not (folder / "dense.partial.tmp").exists() and not (folder / "state.json.tmp").exists()
+
+    said: list[str] = []
+    events: list[tuple[str, int]] = []
+    again, trained_again = build_compact_dense(x, SPEC, checkpoint=folder, every=EVERY, log=said.append, on_progress=lambda e, r: events.append((e, r)))
+    assert any("resuming" in m and f"{EVERY:,}" in m for m in said)
+    assert events == [("resumed", EVERY), ("saved", 2 * EVERY)]  # none at the end: the caller saves the index itself
+    assert trained and trained_again
+    assert_same_index(whole, again)
+    assert folder.is_dir()  # left for the caller to remove once the index is saved
+
+
+def test_a_build_killed_right_after_training_resumes_from_zero_rows(tmp_path: Path) -> None:
+    x = unit_rows(N, seed=2)
+    folder = tmp_path / "ck"
+    whole, _ = build_compact_dense(x, SPEC, every=EVERY)
+    real_add = faiss.IndexHNSWSQ.add
+
+    def killed_add(self: Any, rows: Any) -> None:
+        raise Interrupted(0)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(faiss.IndexHNSWSQ, "add", killed_add)
+        with pytest.raises(Interrupted):
+            build_compact_dense(x, SPEC, checkpoint=folder, every=EVERY)
+    assert faiss.IndexHNSWSQ.add is real_add
+    assert json.loads((folder / "state.json").read_text("utf-8"))["rows"] == 0
+    said: list[str] = []
+    again, _ = build_compact_dense(x, SPEC, checkpoint=folder, every=EVERY, log=said.append)
+    assert any("resuming" in m for m in said)
+    assert_same_index(whole, again)
+
+
+@pytest.mark.parametrize("change", ["vectors", "spec", "state"])
+def test_a_checkpoint_of_another_build_is_discarded(tmp_path: Path, change: str) -> None:
+    x = unit_rows(N, seed=3)
+    folder = tmp_path / "ck"
+    with pytest.raises(Interrupted):
+        build_compact_dense(x, SPEC, checkpoint=folder, every=EVERY, on_progress=stop_at_first)
+    spec = dict(SPEC)
+    if change == "vectors":  # row 0 is in the fingerprint's sample
+        x = x.copy()
+        x[0] = -x[0]
+    elif change == "spec":
+        spec["efConstruction"] = 60
+    else:  # a state whose row count does not match the partial index (as a kill between the two renames leaves it)
+        state = json.loads((folder / "state.json").read_text("utf-8"))
+        (folder / "state.json").write_text(json.dumps({**state, "rows": 2 * EVERY}), encoding="utf-8")
+    whole, _ = build_compact_dense(x, spec, every=EVERY)
+    said: list[str] = []
+    events: list[tuple[str, int]] = []
+    fresh, _ = build_compact_dense(x, spec, checkpoint=folder, every=EVERY, log=said.append, on_progress=lambda e, r: events.append((e, r)))
+    assert any("afresh" in m for m in said) and not any("resuming" in m for m in said)
+    assert events == [("saved", EVERY), ("saved", 2 * EVERY)]
+    assert_same_index(whole, fresh)
+    assert json.loads((folder / "state.json").read_text("utf-8"))["fingerprint"] == vectors_fingerprint(x)
+
+
+def passages(n: int) -> list[Passage]:
+    out = []
+    for i in range(n):
+        text = f"Passage {i} of the checkpoint test."
+        out.append(Passage(f"p{i:05d}", "doc.txt", "Doc", "", 100 * i, 100 * i + len(text), text, (Sentence(text, 100 * i, 100 * i + len(text), 0, len(text)),)))
+    return out
+
+
+def write(path: Path, checkpoint: Path, x: np.ndarray, log: list[str]) -> IndexManifest:
+    writer = CompactWriter(path, DIM, log=log.append, checkpoint=checkpoint)
+    try:
+        for lo in range(0, len(x), 1000):
+            writer.add(passages(len(x))[lo : lo + 1000], x[lo : lo + 1000], x[lo : lo + 1000])
+        return writer.finish(IndexManifest(model="hash:32", embedder="hash:32", chunking=Chunking(40, 150), corpus_dir="(test)", corpus_fingerprint="test"))
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def test_the_writer_resumes_and_removes_the_checkpoint_once_the_index_is_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compact, "DENSE_CHECKPOINT_ROWS", EVERY)
+    x = unit_rows(N, seed=4)
+    out, folder = tmp_path / "index", tmp_path / "index.dense-checkpoint"
+    real_save = compact.save_checkpoint
+
+    def save_then_die(where: Path, index: Any, state: Any) -> None:
+        real_save(where, index, state)
+        if state.rows:
+            raise Interrupted(state.rows)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(compact, "save_checkpoint", save_then_die)
+        with pytest.raises(Interrupted):
+            write(out, folder, x, [])
+    assert (folder / "dense.partial").is_file() and not out.exists()
+    assert not list(tmp_path.glob(".index.tmp-*"))  # the writer's temporary folder went with the abort
+    said: list[str] = []
+    manifest = write(out, folder, x, said)
+    assert any("resuming" in m for m in said)
+    assert not folder.exists()
+    assert manifest.extra.get("quantisation") is not None
+    assert manifest.dense_index == "hnsw48-sq8-ip" and manifest.passages == N
+    index = Index.load(out)
+    assert index.dense.ntotal == N
