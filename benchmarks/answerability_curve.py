@@ -12,6 +12,12 @@ as answerability features (same folds).
 
     .venv/bin/python benchmarks/answerability_curve.py [--squad ../shared/data/squad2] [--scorer DIR] [--passage-reads]
 
+`--swapped N` adds N "swapped" questions (an answerable question with one name replaced by another of its article
+that its paragraph never mentions), `--window-names` the answerability feature of that name (the share of the
+question's names in the quote, its neighbours and the title), and `--write-scorer DIR` writes a copy of the scorer
+with the ranker and answerability so refitted, for `leftqa calibrate` and `leftqa eval` (candidate H of
+docs/experiments.md, 2026-12-07 22:10 UTC).
+
 Collecting the questions (an index of the held-out paragraphs, then the pipeline per question) takes about ten
 minutes on 2 cores and is cached in --workdir; scoring them, two to five more.
 """
@@ -77,7 +83,9 @@ def curve(cv: dict) -> dict:
     from leftqa.train.combiner import auc, false_abstention_for, refused_at
 
     out = {}
-    for kind in ("impossible", "missing", "all"):
+    for kind in ("impossible", "missing", "swapped", "all"):
+        if kind != "all" and kind not in cv["kinds"]:
+            continue
         pick = [i for i, k in enumerate(cv["kinds"]) if k == "answerable" or kind in ("all", k)]
         s, y = [cv["scores"][i] for i in pick], [cv["labels"][i] for i in pick]
         out[kind] = {
@@ -89,9 +97,30 @@ def curve(cv: dict) -> dict:
     return out
 
 
+def write_refit(src: Path, out: Path, fitted: dict, version: str) -> None:
+    """A copy of the scorer folder `src` with the refitted ranker and answerability, under `version`, uncalibrated."""
+    import shutil
+
+    from leftqa.files import atomic_write_bytes
+    from leftqa.qa.scorer import MANIFEST, read_info
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    doc = json.loads((src / MANIFEST).read_text("utf-8"))
+    for name in doc["files"]:
+        if name != "calibration.json":  # the copy is calibrated on its own (`leftqa calibrate`)
+            shutil.copy2(src / name, out / name)
+    doc.update(version=version, ranker=fitted["ranker"].to_dict(), answerability=fitted["answerability"].to_dict(), metrics=fitted["metrics"])
+    doc["files"] = {k: v for k, v in doc["files"].items() if k != "calibration.json"}
+    atomic_write_bytes(out / MANIFEST, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    read_info(out)
+    print(f"wrote {out} ({version}); calibrate it with LEFTQA_SCORER={out} leftqa calibrate", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Collect (or reuse) the held-out questions, score them and print the curve."""
-    from leftqa.qa.scorer import BUNDLED_SCORER, AnswerScorer, read_info
+    from leftqa.qa.scorer import ANSWERABILITY_FEATURES, BUNDLED_SCORER, AnswerScorer, read_info
     from leftqa.train import combiner as cb
     from leftqa.train.pairs import load_squad, split_articles
     from leftqa.train.run import squad_train_file
@@ -102,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=str(REPO / "build" / "answerability-curve"), help="held-out index and question cache (reused)")
     p.add_argument("--passage-reads", action="store_true", help="also measure whole-passage reads as answerability features")
     p.add_argument("--json", help="also write the result as JSON here")
+    p.add_argument("--swapped", type=int, default=0, help="add this many swapped-name questions (unanswerable)")
+    p.add_argument("--window-names", action="store_true", help="fit answerability with the window_names feature too")
+    p.add_argument("--write-scorer", help="write the scorer refitted this way to this folder")
+    p.add_argument("--version", default="", help="the written scorer's version (default: the scorer's, suffixed -refit)")
     args = p.parse_args(argv)
 
     info = read_info(Path(args.scorer))
@@ -119,17 +152,22 @@ def main(argv: list[str] | None = None) -> int:
     fit_candidates = int(info.extra.get("fit_candidates", 16))
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    cache = workdir / f"heldout-questions-v{cb.CACHE_VERSION}-{fit_candidates}-{sample}-{missing}-{seed}{'-context' if info.context else ''}.jsonl"
+    swapped = f"-s{args.swapped}" if args.swapped else ""
+    cache = workdir / f"heldout-questions-v{cb.CACHE_VERSION}-{fit_candidates}-{sample}-{missing}{swapped}-{seed}{'-context' if info.context else ''}.jsonl"
     if cache.exists():
         questions = cb.load_questions(cache)
     else:
         print("collecting held-out questions through the pipeline", file=sys.stderr)
-        questions = cb.collect(held, workdir / "heldout", fit_candidates, sample, seed, cb.stderr_log, missing, info.context)
+        questions = cb.collect(held, workdir / "heldout", fit_candidates, sample, seed, cb.stderr_log, missing, info.context, args.swapped)
         cb.save_questions(questions, cache)
     scorer = AnswerScorer.load(Path(args.scorer), threads=2)
     ce_all = [scorer.logits(q.question, list(q.texts)) if q.texts else np.zeros(0, dtype=np.float32) for q in questions]
     ranker_loss = str(info.extra.get("metrics", {}).get("ranker_loss", "pointwise"))
-    result = {"scorer": info.version, "questions": len(questions), "base": curve(cb.fit_scored(questions, ce_all, ranker_loss=ranker_loss)["cv"])}
+    features = ANSWERABILITY_FEATURES + (("window_names",) if args.window_names else ())
+    fitted = cb.fit_scored(questions, ce_all, ranker_loss=ranker_loss, features=features)
+    result = {"scorer": info.version, "questions": len(questions), "base": curve(fitted["cv"])}
+    if args.write_scorer:
+        write_refit(Path(args.scorer), Path(args.write_scorer), fitted, args.version or f"{info.version}-refit")
     if args.passage_reads:
         reads = passage_reads(questions, held, workdir, scorer, ce_all)
         for name, cols in (("top_passage", [0]), ("best_passage", [1]), ("window", [2]), ("all_three", [0, 1, 2])):

@@ -165,6 +165,20 @@ def test_the_adaptation_keeps_the_prior_and_folds_into_one_model_over_its_featur
     assert all(w == 0.0 for f, w in weights.items() if f not in ("ce_best", "type_found", "names_found"))
 
 
+def test_the_adaptation_reads_the_priors_own_features_in_their_order() -> None:
+    from leftqa.evals.calibrate import refit_answerability
+    from leftqa.qa.scorer import Linear
+
+    # a scorer fitted on another feature list (its order, one feature today's list lacks)
+    feats = ("names_found", "window_names", "ce_best", "type_found")
+    prior = Linear(feats, (0.0, 0.0, 1.0, 0.0), -0.5, (0.0,) * 4, (1.0,) * 4)
+    ev, labels = _evidence(40, 20)
+    ev = [{**e, "window_names": 1.0} for e in ev]
+    folded, _ = refit_answerability(ev, labels, prior=prior)
+    assert folded.features == feats and folded.weights[1] == 0.0  # window_names is not among the adapted ones
+    assert folded.weights[feats.index("type_found")] != 0.0 and folded.weights[feats.index("ce_best")] > 0
+
+
 def test_wilson_upper_bound_of_a_rate() -> None:
     from leftqa.evals.calibrate import wilson_upper
 

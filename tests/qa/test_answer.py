@@ -221,6 +221,21 @@ def test_names_in_quote_reads_the_sentence_a_pronoun_points_back_to(fake_assista
     assert ans.names_in_quote(fake_assistant.index, chosen, "who led it") == 1.0  # names nothing
 
 
+def test_window_name_coverage_reads_the_quote_its_neighbours_and_the_title_not_the_whole_passage(fake_assistant: Assistant) -> None:
+    idx = fake_assistant.index
+    cands = _candidates(fake_assistant, "Who led the Harbour Committee?")
+    quell = next(c for c in cands if ans.scored_text(idx, c).startswith("The Harbour Committee was led"))
+    last = next(c for c in cands if ans.scored_text(idx, c).startswith("Her rivals accused"))
+    # "Fenwick" is in the title; "Quell" two sentences before the last one: the window stops at its neighbour
+    assert ans.window_name_coverage(idx, (quell,), "What did Marta Quell do in Fenwick?") == 1.0
+    assert ans.window_name_coverage(idx, (last,), "What did Marta Quell do in Fenwick?") == 0.5
+    assert ans.quoted_name_coverage(idx, (last,), "What did Marta Quell do in Fenwick?") == 1.0  # the passage names her
+    assert ans.window_name_coverage(idx, (last,), "who were her rivals") == 1.0  # names nothing
+    assert ans.window_name_coverage(idx, (), "Who led it?") == 0.0
+    ev = ans.evidence(cands, fake_assistant.retriever.retrieve("Who led the Harbour Committee?", "hybrid", 10), (last,), 1.0, 0.5)
+    assert ev["window_names"] == 0.5
+
+
 def _sentence(assistant: Assistant, question: str, text: str) -> ans.Candidate:
     return next(c for c in _candidates(assistant, question) if ans.scored_text(assistant.index, c).startswith(text))
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO_ROOT, subprocess_env
 from leftqa.errors import TrainingError
+from leftqa.train import combiner
 from leftqa.train.combiner import auc, false_abstention_for, fit_logistic, fit_softmax, refused_at
 from leftqa.train.pairs import Pair, load_squad, make_pairs, split_articles
 
@@ -226,6 +227,15 @@ def test_train_scorer_smoke_run_writes_a_loadable_scorer(tmp_path: Path) -> None
     assert result["scorer"] == info["version"] and result["questions"] == 5
     assert set(result["base"]) == {"impossible", "missing", "all"} and set(result["base"]["all"]["refused_at"]) == {"0.02", "0.03", "0.04", "0.1", "0.2"}
     assert "refused at false abstention 0.02" in proc.stdout
+    # ... and writes a scorer refitted with the window_names feature, which loads under its new version.
+    refit = tmp_path / "refit"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "answerability_curve.py"), "--squad", str(tmp_path), "--scorer", str(out),
+                           "--workdir", str(tmp_path / "work"), "--window-names", "--write-scorer", str(refit), "--version", "refit-1"],
+                          capture_output=True, text=True, timeout=600, env=subprocess_env(), check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    refitted = AnswerScorer.load(refit)
+    assert refitted.info.version == "refit-1" and refitted.info.answerability.features[-1] == "window_names"
+    assert "calibration.json" not in refitted.info.files and refitted.info.id != scorer.info.id
 
     # A second stage continues from the first one's checkpoint on the pairs after its 30, at another rate.
     stage2 = tmp_path / "scorer2"
@@ -422,3 +432,20 @@ def test_false_premises_exchange_names_of_the_window_or_turn_a_word_into_its_opp
     assert flip_stance("Who won the First election?", "Smith won the first election.", random.Random(0)) in {"Who lost the First election?", "Who won the Last election?"}
     # an opposite the window already uses could make the question answerable: not flipped
     assert flip_stance("Who supported the plan?", "Some supported it and some opposed it.", random.Random(1)) is None
+
+
+def test_a_swapped_question_names_someone_of_the_article_its_paragraph_never_mentions() -> None:
+    import random
+
+    article = {"paragraphs": [
+        {"context": "Marta Quell led the Harbour Committee in March. Ansel Pike kept a diary."},
+        {"context": "Ansel Pike and Edwin Tallow met Marta Quell. Tallow kept the light on Monday."},
+        {"context": "Edwin Tallow wrote a memoir. Quell and Pike were not in it. Ansel Pike left in March."},
+    ]}  # fmt: skip
+    names = combiner.salient_names(article)
+    assert names == ["Ansel Pike", "Edwin Tallow", "Marta Quell"]  # in two paragraphs or more; no month or day
+    paragraph = article["paragraphs"][0]["context"]
+    # Pike is in the paragraph, so only Tallow can stand in for Quell
+    assert combiner.swap_name("Which committee did Marta Quell lead?", names, paragraph, random.Random(0)) == "Which committee did Edwin Tallow lead?"
+    assert combiner.swap_name("Which committee did she lead?", names, paragraph, random.Random(0)) is None  # no name
+    assert combiner.swap_name("Who led it, Marta Quell?", ["Marta Quell", "Ansel Pike"], paragraph, random.Random(0)) is None

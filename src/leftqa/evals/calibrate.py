@@ -123,9 +123,11 @@ def refit_answerability(
 
     if all(labels) or not any(labels):
         raise EvalError("calibration needs both answerable and unanswerable cases")
-    x = np.asarray([[float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES] for ev in evidence], dtype=np.float64)
+    # A scorer's model reads its own features, which may be fewer than today's (fitted before one was added).
+    feats = ANSWERABILITY_FEATURES if prior is None else prior.features
+    x = np.asarray([[float(ev.get(k, 0.0)) for k in feats] for ev in evidence], dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    columns = [ANSWERABILITY_FEATURES.index(e) for e in extra]
+    columns = [feats.index(e) for e in extra]
     design = x if prior is None else np.hstack([prior.logit(x)[:, None], x[:, columns]])
     names = ANSWERABILITY_FEATURES if prior is None else ("prior", *extra)
     order = list(range(len(y)))

@@ -207,14 +207,15 @@ def _runs(p: Passage, idx: list[int]) -> list[str]:
 
 
 def evidence(
-    candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate, ...] = (), names_found: float = 1.0
-) -> dict[str, float]:
+    candidates: list[Candidate], r: Retrieval, chosen: tuple[Candidate, ...] = (), names_found: float = 1.0,
+    window_names: float = 1.0,
+) -> dict[str, float]:  # fmt: skip
     """Scores the abstention decision reads: best sentence cosine and coverage, top passage signals, whether the
-    sentences that would be quoted (`chosen`) hold an answer of a strictly expected type, and `names_found`
-    (from `quoted_name_coverage`)."""
+    sentences that would be quoted (`chosen`) hold an answer of a strictly expected type, `names_found` (from
+    `quoted_name_coverage`) and `window_names` (from `window_name_coverage`)."""
     if not candidates:
         return {"sentence": 0.0, "coverage": 0.0, "passage": 0.0, "passage_coverage": 0.0, "score": 0.0,
-                "type_found": 0.0, "names_found": 0.0}
+                "type_found": 0.0, "names_found": 0.0, "window_names": 0.0}
     top_matched: set[str] = set()
     for s in r.sentences:
         if s.rank < 3:
@@ -228,6 +229,7 @@ def evidence(
         # Only what would be quoted counts: a date in some other top sentence does not answer "when".
         "type_found": 1.0 if r.answer_type not in STRICT_TYPES or any(c.type_ok for c in chosen or candidates[:1]) else 0.0,
         "names_found": round(names_found, 6),
+        "window_names": round(window_names, 6),
         **_learned_evidence(candidates),
     }
 
@@ -319,6 +321,14 @@ def quoted_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: 
     if not chosen:
         return 0.0
     return name_coverage(question, passage_context(index, chosen[0].pos))
+
+
+def window_name_coverage(index: Index, chosen: tuple[Candidate, ...], question: str) -> float:
+    """Share of the question's names that the best quoted sentence, the sentences beside it and its document's title
+    mention: a passage may name Luxemburg while the quote beside it is about Goldman."""
+    if not chosen:
+        return 0.0
+    return name_coverage(question, f"{index.passages[chosen[0].pos].title} {window(index, chosen[0])}")
 
 
 __all__ = ["Candidate", "SentenceEvidence", "cite", "evidence", "rerank", "score_sentences", "select"]

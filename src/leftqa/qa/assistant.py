@@ -193,7 +193,8 @@ class Assistant:
         asked = resolved.asked or q
         r = retriever.retrieve(resolved.query, mode, k, question=asked, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
-        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(retriever.index, chosen, asked))
+        index = retriever.index
+        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(index, chosen, asked), ans.window_name_coverage(index, chosen, asked))
         if self.settings.quote_names:
             evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
         if self.settings.type_gate:

@@ -24,14 +24,18 @@ import numpy as np
 from leftqa.config import Settings
 from leftqa.errors import TrainingError
 from leftqa.ingest.chunking import split_sentences
+from leftqa.qa.features import missing_names
+from leftqa.qa.followup import names
 from leftqa.index.store import Index
 from leftqa.qa import answer as ans
 from leftqa.qa.retrieve import Retrieval
 from leftqa.qa.scorer import ANSWERABILITY_FEATURES, SENTENCE_FEATURES, AnswerScorer, Linear, fit_logistic, standardisation
-from leftqa.text import normalise
+from leftqa.text import normalise, words
 from leftqa.train.pairs import answer_sentence
 
-CACHE_VERSION = 2  # of the collected questions' layout (2: with "missing" questions and each question's kind)
+# Of the collected questions' layout (2: with "missing" questions and each question's kind; 3: each candidate's
+# window name coverage, and "swapped" questions).
+CACHE_VERSION = 3
 RANKER_L2 = 1.0
 ANSWERABILITY_L2 = 1.0
 # "pointwise": a logistic model per candidate; "softmax": one softmax over each question's candidates, the
@@ -48,10 +52,13 @@ class Question:
     answerable: bool
     texts: tuple[str, ...]  # candidate sentences, rule order, at most `candidates`
     labels: tuple[int, ...]  # 1 where the candidate is the gold answer sentence
-    # per candidate: rule, passage, rank, cosine, coverage, type_ok, bigram, names_found of its passage
+    # per candidate: rule, passage, rank, cosine, coverage, type_ok, bigram, names_found of its passage, and
+    # window_names (the share of the question's names in the sentence, its neighbours and the title)
     rule: tuple[tuple[float, ...], ...]
     evidence: dict[str, float]  # question-level rule evidence (answer.evidence without the learned parts)
-    kind: str  # "answerable", "impossible" (SQuAD's unanswerable) or "missing" (its paragraph taken out)
+    # "answerable", "impossible" (SQuAD's unanswerable), "missing" (its paragraph taken out) or "swapped" (one of
+    # its names replaced by another of the article that its paragraph never mentions)
+    kind: str
 
 
 def write_corpus(articles: list[dict[str, Any]], folder: Path) -> dict[tuple[int, int], str]:
@@ -82,10 +89,11 @@ def without(r: Retrieval, doc_id: str, index: Index) -> Retrieval:
 
 def collect(
     articles: list[dict[str, Any]], workdir: Path, candidates: int, sample: int, seed: int,
-    log: Callable[[str], None] = print, missing: int = 0, context: bool = False,
+    log: Callable[[str], None] = print, missing: int = 0, context: bool = False, swapped: int = 0,
 ) -> list[Question]:  # fmt: skip
     """Build an index of the articles' paragraphs under `workdir` and gather every sampled question's candidates:
-    `sample` answerable, half as many unanswerable, and `missing` answerable ones asked without their paragraph.
+    `sample` answerable, half as many unanswerable, `missing` answerable ones asked without their paragraph and
+    `swapped` ones asked about a name of the article that their paragraph never mentions (`swap_name`).
     `context`: candidates are cached as the cross-encoder reads them with its sentence context."""
     from leftqa.index.builder import build_index, stale_reason
     from leftqa.index.embed import load_embedder
@@ -113,26 +121,75 @@ def collect(
         rest = [r for r in answerable if id(r[2]) not in taken]
         extra = random.Random(seed + 1).sample(rest, min(missing, len(rest)))
         picked, kinds = picked + extra, kinds + ["missing"] * len(extra)
+    asked_as = {n: " ".join(r[2]["question"].split()) for n, r in enumerate(picked)}
+    if swapped:
+        taken = {id(r[2]) for r in picked}
+        rest = [r for r in answerable if id(r[2]) not in taken]
+        swap_rng = random.Random(seed + 2)  # its own generator: the rest of the sample stays as it was
+        swap_rng.shuffle(rest)
+        article_names = {}
+        for a, p, q in rest:
+            if sum(k == "swapped" for k in kinds) >= swapped:
+                break
+            if a not in article_names:
+                article_names[a] = salient_names(articles[a])
+            new = swap_name(" ".join(q["question"].split()), article_names[a], articles[a]["paragraphs"][p]["context"], swap_rng)
+            if new is not None:
+                asked_as[len(picked)] = new
+                picked, kinds = picked + [(a, p, q)], kinds + ["swapped"]
     out: list[Question] = []
     for n, ((a, p, q), kind) in enumerate(zip(picked, kinds), start=1):
-        question = " ".join(q["question"].split())
+        question = asked_as[n - 1]
         r = retriever.retrieve(question, "hybrid", max(10, ans.PASSAGES_FOR_ANSWER))
         if kind == "missing":
             r = without(r, f"{stems[(a, p)]}.txt", index)  # its doc_id: the file's path in the corpus
         cands = ans.score_sentences(index, r)
         head = cands[:candidates]
-        gold = None if kind == "missing" else _gold_sentence(articles[a]["paragraphs"][p], q)
+        gold = None if kind in ("missing", "swapped") else _gold_sentence(articles[a]["paragraphs"][p], q)
         texts = tuple(ans.scored_text(index, c, context) for c in head)
         labels = tuple(int(gold is not None and normalise(ans.scored_text(index, c)) == gold) for c in head)
         chosen = ans.select(cands, 3, index)
-        ev = ans.evidence(cands, r, chosen, ans.quoted_name_coverage(index, chosen, question))
-        names = {c.pos: ans.quoted_name_coverage(index, (c,), question) for c in head}
-        rule = tuple((c.rule, c.passage, float(c.rank), c.cosine, c.coverage, c.type_ok, c.bigram, names[c.pos]) for c in head)
+        ev = ans.evidence(cands, r, chosen, ans.quoted_name_coverage(index, chosen, question), ans.window_name_coverage(index, chosen, question))
+        found = {c.pos: ans.quoted_name_coverage(index, (c,), question) for c in head}
+        rule = tuple((c.rule, c.passage, float(c.rank), c.cosine, c.coverage, c.type_ok, c.bigram, found[c.pos],
+                      ans.window_name_coverage(index, (c,), question)) for c in head)  # fmt: skip
         ev = {**ev, "strict": float(r.answer_type in ans.STRICT_TYPES)}
         out.append(Question(str(q.get("id", n)), question, kind == "answerable", texts, labels, rule, ev, kind))
         if n % 500 == 0:
             log(f"collected {n:,}/{len(picked):,} questions")
     return out
+
+
+_CALENDAR = frozenset({
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+})  # fmt: skip
+
+
+def salient_names(article: dict[str, Any]) -> list[str]:
+    """Names an article uses in two paragraphs or more (no month or day names): who and what it is about, the
+    plausible stand-ins for a swapped question."""
+    seen: dict[str, int] = {}
+    for para in article["paragraphs"]:
+        for n in set(names(para["context"])):
+            if not _CALENDAR & set(n.split()):
+                seen[n] = seen.get(n, 0) + 1
+    return sorted(n for n, k in seen.items() if k >= 2)
+
+
+def swap_name(question: str, article_names: Sequence[str], paragraph: str, rng: random.Random) -> str | None:
+    """The question with one of its names replaced by a name of the article that `paragraph` never mentions and
+    that shares no word with the one replaced (a two-word name by a two-word name where there is one), or None."""
+    asked = [n for n in names(question) if n != "I" and n in question]
+    if not asked:
+        return None
+    old = rng.choice(asked)
+    old_words = set(words(old))
+    pool = [n for n in article_names if not old_words & set(words(n)) and missing_names(f"of {n}", paragraph)]
+    same = [n for n in pool if (len(n.split()) > 1) == (len(old.split()) > 1)]
+    if not (same or pool):
+        return None
+    return question.replace(old, rng.choice(same or pool), 1)
 
 
 def _gold_sentence(para: dict[str, Any], q: dict[str, Any]) -> str | None:
@@ -286,18 +343,19 @@ def fit(
 
 def fit_scored(
     questions: Sequence[Question], ce_all: Sequence[np.ndarray], folds: int = 5, ranker_loss: str = "pointwise",
-    extra: np.ndarray | None = None,
+    extra: np.ndarray | None = None, features: Sequence[str] = ANSWERABILITY_FEATURES,
 ) -> dict[str, Any]:  # fmt: skip
     """`fit` once the cross-encoder has scored every question's candidates (`ce_all`, in question order). Also
     returns the out-of-fold answerability logits ("cv": scores, labels, kinds). `extra`, a column per candidate
     feature and a row per question, is appended to the answerability features: for measuring a feature the answer
-    layer does not compute yet (`benchmarks/answerability_curve.py`), never for a shipped fit."""
+    layer does not compute yet (`benchmarks/answerability_curve.py`), never for a shipped fit. `features`: the
+    answerability model's evidence keys, ANSWERABILITY_FEATURES or those plus "window_names" (an experiment's)."""
     if ranker_loss not in RANKER_LOSSES:
         raise TrainingError(f"unknown ranker loss {ranker_loss!r} (one of {', '.join(RANKER_LOSSES)})")
     rows = [candidate_rows(q, ce) if q.texts else np.zeros((0, len(SENTENCE_FEATURES))) for q, ce in zip(questions, ce_all)]
     fold_of = [i % folds for i in range(len(questions))]
     metrics: dict[str, Any] = {"questions": len(questions), "answerable": sum(q.answerable for q in questions)}
-    for kind in ("impossible", "missing"):
+    for kind in ("impossible", "missing", "swapped"):
         metrics[f"{kind}_questions"] = sum(1 for q in questions if q.kind == kind)
     top1 = {"rules": [], "cross_encoder": [], "combined": []}
     gold_in_head = []
@@ -309,7 +367,7 @@ def fit_scored(
         test_idx = [] if k == folds else [i for i in range(len(questions)) if fold_of[i] == k]
         try:
             ranker = _fit_ranker(questions, rows, train_idx, ranker_loss)
-            answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx, extra)
+            answerability = _fit_answerability(questions, rows, ce_all, ranker, train_idx, extra, features)
         except TrainingError:
             if k == folds:
                 raise
@@ -322,7 +380,7 @@ def fit_scored(
                 top1["rules"].append(bool(labels[0]))
                 top1["cross_encoder"].append(bool(labels[int(np.argmax(ce_all[i]))]))
                 top1["combined"].append(bool(labels[int(np.argmax(ranker.logit(rows[i])))]))
-            answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability, None if extra is None else extra[i]))
+            answer_scores.append(_answer_logit(q, rows[i], ce_all[i], ranker, answerability, None if extra is None else extra[i], features))
             answer_labels.append(q.answerable)
             answer_kinds.append(q.kind)
     metrics["ranker_loss"] = ranker_loss
@@ -351,7 +409,10 @@ def _fit_ranker(questions: Sequence[Question], rows: Sequence[np.ndarray], idx: 
     return fit_logistic(x, y, SENTENCE_FEATURES, RANKER_L2)
 
 
-def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, extra: np.ndarray | None = None) -> list[float]:
+def _question_features(
+    q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, extra: np.ndarray | None = None,
+    features: Sequence[str] = ANSWERABILITY_FEATURES,
+) -> list[float]:  # fmt: skip
     """ANSWERABILITY_FEATURES as `answer.evidence` reports them once the ranker has chosen (its best candidate
     stands for the quoted sentences: their type and the names of their passage), then any `extra` values."""
     ev = dict(q.evidence)
@@ -360,23 +421,26 @@ def _question_features(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Lin
         z = ranker.logit(row)
         best = q.rule[int(np.argmax(z))]
         ev.update(ce_best=float(top[0]), ce_margin=float(top[0] - top[1]) if len(top) > 1 else 0.0,
-                  combined_best=float(z.max()), names_found=best[7],
+                  combined_best=float(z.max()), names_found=best[7], window_names=best[8] if len(best) > 8 else 1.0,
                   type_found=1.0 if not ev.get("strict") or best[5] else 0.0)  # fmt: skip
-    return [float(ev.get(k, 0.0)) for k in ANSWERABILITY_FEATURES] + ([] if extra is None else [float(v) for v in extra])
+    return [float(ev.get(k, 0.0)) for k in features] + ([] if extra is None else [float(v) for v in extra])
 
 
 def _fit_answerability(
     questions: Sequence[Question], rows: Sequence[np.ndarray], ce_all: Sequence[np.ndarray], ranker: Linear, idx: Sequence[int],
-    extra: np.ndarray | None = None,
+    extra: np.ndarray | None = None, features: Sequence[str] = ANSWERABILITY_FEATURES,
 ) -> Linear:  # fmt: skip
-    x = np.asarray([_question_features(questions[i], rows[i], ce_all[i], ranker, None if extra is None else extra[i]) for i in idx])
+    x = np.asarray([_question_features(questions[i], rows[i], ce_all[i], ranker, None if extra is None else extra[i], features) for i in idx])
     y = np.asarray([float(questions[i].answerable) for i in idx])
-    names = tuple(ANSWERABILITY_FEATURES) + (() if extra is None else tuple(f"extra{j}" for j in range(extra.shape[1])))
+    names = tuple(features) + (() if extra is None else tuple(f"extra{j}" for j in range(extra.shape[1])))
     return fit_logistic(x, y, names, ANSWERABILITY_L2)
 
 
-def _answer_logit(q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, answerability: Linear, extra: np.ndarray | None = None) -> float:
-    return float(answerability.logit(np.asarray([_question_features(q, row, ce, ranker, extra)]))[0])
+def _answer_logit(
+    q: Question, row: np.ndarray, ce: np.ndarray, ranker: Linear, answerability: Linear, extra: np.ndarray | None = None,
+    features: Sequence[str] = ANSWERABILITY_FEATURES,
+) -> float:  # fmt: skip
+    return float(answerability.logit(np.asarray([_question_features(q, row, ce, ranker, extra, features)]))[0])
 
 
 def stderr_log(msg: str) -> None:
