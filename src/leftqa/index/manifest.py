@@ -191,7 +191,7 @@ class IndexManifest:
     dimension: int = 0
     passages: int = 0
     sentences: int = 0
-    dense_index: str | None = None  # flat-ip or hnsw32-ip; hnsw32-sq8-ip in the compact layout
+    dense_index: str | None = None  # flat-ip or hnsw32-ip; hnsw48-sq8-ip in the compact layout (hnsw32-sq8-ip before 2026-12-07)
     dense_params: Mapping[str, int] | None = None
     build: Mapping[str, object] | None = None  # where the build ran (`BuildBackend.describe()`)
     created: str | None = None
