@@ -127,16 +127,17 @@ def collect(
         rest = [r for r in answerable if id(r[2]) not in taken]
         swap_rng = random.Random(seed + 2)  # its own generator: the rest of the sample stays as it was
         swap_rng.shuffle(rest)
-        article_names = {}
+        article_names: dict[int, list[str]] = {}
+        made = 0
         for a, p, q in rest:
-            if sum(k == "swapped" for k in kinds) >= swapped:
+            if made >= swapped:
                 break
             if a not in article_names:
                 article_names[a] = salient_names(articles[a])
             new = swap_name(" ".join(q["question"].split()), article_names[a], articles[a]["paragraphs"][p]["context"], swap_rng)
             if new is not None:
                 asked_as[len(picked)] = new
-                picked, kinds = picked + [(a, p, q)], kinds + ["swapped"]
+                picked, kinds, made = picked + [(a, p, q)], kinds + ["swapped"], made + 1
     out: list[Question] = []
     for n, ((a, p, q), kind) in enumerate(zip(picked, kinds), start=1):
         question = asked_as[n - 1]
