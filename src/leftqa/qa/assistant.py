@@ -194,7 +194,10 @@ class Assistant:
         r = retriever.retrieve(resolved.query, mode, k, question=asked, context=resolved.context)
         candidates, chosen = self._choose(retriever, r, resolved)
         index = retriever.index
-        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(index, chosen, asked), ans.window_name_coverage(index, chosen, asked))
+        # Only a scorer whose answerability reads it pays for the window's name check on every ask.
+        reads_window = self.scorer is not None and self.scorer.info.answerability is not None and "window_names" in self.scorer.info.answerability.features
+        window_names = ans.window_name_coverage(index, chosen, asked) if reads_window else 1.0
+        evidence = ans.evidence(candidates, r, chosen, ans.quoted_name_coverage(index, chosen, asked), window_names)
         if self.settings.quote_names:
             evidence["names_in_quote"] = ans.names_in_quote(retriever.index, chosen, asked)
         if self.settings.type_gate:
