@@ -209,10 +209,10 @@ class Index:
             verify_files(path, manifest)
         try:
             offsets_file = path / PASSAGE_OFFSETS
-            offsets = np.load(offsets_file, allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
+            offsets = np.load(offsets_file, mmap_mode="r", allow_pickle=False) if offsets_file.exists() else line_offsets(path / PASSAGES)
             doc_freq = json.loads((path / TERMS).read_text("utf-8"))["doc_freq"]
             if manifest.layout == LAYOUT:  # quantised vectors, written by leftqa.index.compact
-                starts = np.load(path / SENTENCE_STARTS, allow_pickle=False)
+                starts = np.load(path / SENTENCE_STARTS, mmap_mode="r", allow_pickle=False)
                 passages, passage_vectors, sentence_vectors, dense, bm25 = load_compact(path, manifest, offsets, PASSAGES, DENSE, BM25_DIR)
                 return cls._checked(path, manifest, passages, passage_vectors, sentence_vectors, starts, doc_freq, dense, bm25)
             passages = PassageStore(path / PASSAGES, offsets)

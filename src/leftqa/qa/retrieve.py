@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +85,32 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         part = np.arange(len(scores))
     order = np.lexsort((part, -scores[part]))
     return part[order]
+
+
+class _DenseSearch:
+    """One ANN search of the dense index, run in its own thread; `result` waits for its ids."""
+
+    def __init__(self, dense: Any, qvec: np.ndarray, k: int) -> None:
+        self._dense, self._qvec, self._k = dense, qvec.reshape(1, -1), k
+        self._ids: np.ndarray | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="leftqa-dense-search", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            _, ids = self._dense.search(self._qvec, self._k)
+            self._ids = ids[0][ids[0] >= 0].astype(np.int64)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> np.ndarray:
+        """The ids found, best first (re-raises the search's own error)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._ids is not None
+        return self._ids
 
 
 class Retriever:
@@ -184,15 +212,14 @@ class Retriever:
         if qvec is None:
             qvec = self.query_vector(question, context) if context else self.encode(query)
         qvec = np.ascontiguousarray(qvec, dtype=np.float32)
-        # Only the passages in the query terms' postings are scored (bit-identical to the full score arrays).
-        lexical_scores = lexical_bm25(self.index, term_list, context_list, CONTEXT_WEIGHT, max(k, CANDIDATES))
-        top_bm25 = lexical_scores.max() if n else 0.0
         pool = max(k, CANDIDATES)
-        if n:
-            _, ids = self.index.dense.search(qvec.reshape(1, -1), min(pool, n))
-            dense_ids = ids[0][ids[0] >= 0].astype(np.int64)
-        else:
-            dense_ids = np.zeros(0, dtype=np.int64)
+        # The ANN search runs on another core while BM25 scores: FAISS releases the GIL, and at millions of
+        # passages each takes tens of milliseconds (docs/scaling.md).
+        dense_search = _DenseSearch(self.index.dense, qvec, min(pool, n)) if n else None
+        # Only the passages in the query terms' postings are scored (bit-identical to the full score arrays).
+        lexical_scores = lexical_bm25(self.index, term_list, context_list, CONTEXT_WEIGHT, pool)
+        top_bm25 = lexical_scores.max() if n else 0.0
+        dense_ids = dense_search.result() if dense_search else np.zeros(0, dtype=np.int64)
         if mode == "bm25":
             cand = lexical_scores.top(pool, fill=True)
         elif mode == "dense":
