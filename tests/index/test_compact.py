@@ -145,3 +145,21 @@ def test_strided_rows_equal_a_strided_slice(tmp_path: Path, n: int, step: int, s
     for vectors in (plain, mapped):
         got = strided_rows(vectors, step, span)
         assert got.dtype == np.float32 and np.array_equal(got, plain[::step])
+
+
+def test_mapped_faiss_index_keeps_its_mapping_alive(pair: tuple[Settings, Settings]) -> None:
+    import gc
+
+    import faiss
+
+    from leftqa.index.codes import read_mapped_index
+
+    path = Path(pair[1].index_dir) / "dense.faiss"
+    owned = faiss.read_index(str(path))
+    mapped = read_mapped_index(path)
+    gc.collect()  # only the index refers to the mapping now; freeing it would make the searches read freed memory
+    q = owned.reconstruct_n(0, owned.ntotal)
+    d1, i1 = owned.search(q, 5)
+    d2, i2 = mapped.search(q, 5)
+    assert mapped.ntotal == owned.ntotal > 0 and np.array_equal(i1, i2) and np.array_equal(d1, d2)
+    assert np.array_equal(mapped.reconstruct_n(0, mapped.ntotal), q)

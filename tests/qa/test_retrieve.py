@@ -106,3 +106,13 @@ def test_fake_assistant_answers_from_the_tiny_corpus(fake_assistant) -> None:  #
     assert not a.abstained
     assert "Hester Vane" in a.answer
     assert [h.passage_id for h in a.passages] == [h.passage_id for h in fake_assistant.search(a.query)]
+
+
+def test_a_failing_dense_search_raises_in_the_callers_thread(retriever: Retriever, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def search(self, q: np.ndarray, k: int) -> None:
+            raise RuntimeError("dense index unreadable")
+
+    monkeypatch.setattr(retriever.index, "dense", Broken())
+    with pytest.raises(RuntimeError, match="dense index unreadable"):
+        retriever.retrieve("harbour", mode="hybrid")
