@@ -70,6 +70,18 @@ def _parts(index):  # noqa: ANN001, ANN202 - FAISS indexes
     return [index]
 
 
+def _sq8_hnsw(dim: int, m: int, ranges: np.ndarray):  # noqa: ANN202 - a FAISS index
+    """An empty HNSW graph (efConstruction 40) over SQ8 codes with given per-dimension ranges (shared by shards)."""
+    import faiss
+
+    part = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+    part.hnsw.efConstruction = 40
+    faiss.copy_array_to_vector(ranges, faiss.downcast_index(part.storage).sq.trained)
+    faiss.downcast_index(part.storage).is_trained = True
+    part.is_trained = True
+    return part
+
+
 def sharded_hnsw(base: np.ndarray, shards: int, m: int):  # noqa: ANN201 - a FAISS index
     """`shards` HNSW graphs over SQ8 codes (one set of ranges), each over a consecutive row range, searched in
     parallel threads and merged by score (FAISS IndexShards)."""
@@ -83,11 +95,7 @@ def sharded_hnsw(base: np.ndarray, shards: int, m: int):  # noqa: ANN201 - a FAI
     out.own_indices = False
     out.referenced_objects = []
     for lo, hi in zip(np.linspace(0, n, shards + 1, dtype=np.int64)[:-1], np.linspace(0, n, shards + 1, dtype=np.int64)[1:]):
-        part = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-        part.hnsw.efConstruction = 40
-        faiss.copy_array_to_vector(ranges, faiss.downcast_index(part.storage).sq.trained)
-        faiss.downcast_index(part.storage).is_trained = True
-        part.is_trained = True
+        part = _sq8_hnsw(dim, m, ranges)
         for a in range(int(lo), int(hi), 100_000):
             part.add(base[a : min(a + 100_000, int(hi))])
         out.add_shard(part)
@@ -171,11 +179,7 @@ def sharded_at_scale(args: argparse.Namespace) -> int:
         if out.exists():
             continue
         t0 = time.perf_counter()
-        part = faiss.IndexHNSWSQ(pvecs.shape[1], faiss.ScalarQuantizer.QT_8bit, 48, faiss.METRIC_INNER_PRODUCT)
-        part.hnsw.efConstruction = 40
-        faiss.copy_array_to_vector(ranges, faiss.downcast_index(part.storage).sq.trained)
-        faiss.downcast_index(part.storage).is_trained = True
-        part.is_trained = True
+        part = _sq8_hnsw(pvecs.shape[1], 48, ranges)
         for a in range(lo, hi, 100_000):
             part.add(bench._passage_vectors(ids[a : min(a + 100_000, hi)], pvecs))
         faiss.write_index(part, str(out) + ".tmp")
