@@ -169,3 +169,94 @@ def test_the_writer_resumes_and_removes_the_checkpoint_once_the_index_is_saved(t
     assert manifest.dense_index == "hnsw48-sq8-ip" and manifest.passages == N
     index = Index.load(out)
     assert index.dense.ntotal == N
+
+
+SHARDED = {**SPEC, "shards": 3}
+
+
+def read_graphs(folder: Path, shards: int) -> list[Any]:
+    from leftqa.index.codes import shard_file
+
+    return [faiss.read_index(str(folder / shard_file(k))) for k in range(shards)]
+
+
+def test_a_resumed_sharded_build_writes_the_graphs_of_an_uninterrupted_one(tmp_path: Path) -> None:
+    from leftqa.index.codes import shard_bounds
+    from leftqa.index.compact import build_sharded_dense
+
+    x = unit_rows(N, seed=5)
+    whole, resumed, folder = tmp_path / "whole", tmp_path / "resumed", tmp_path / "ck"
+    whole.mkdir()
+    resumed.mkdir()
+    assert build_sharded_dense(x, SHARDED, whole)
+    with pytest.raises(Interrupted):
+        build_sharded_dense(x, SHARDED, resumed, checkpoint=folder, on_progress=stop_at_first)
+    bounds = shard_bounds(N, 3).tolist()
+    assert json.loads((folder / "state.json").read_text("utf-8"))["rows"] == bounds[1]
+    assert not list(resumed.iterdir())  # the graphs reach the index folder only once all are built
+    said: list[str] = []
+    events: list[tuple[str, int]] = []
+    assert build_sharded_dense(x, SHARDED, resumed, checkpoint=folder, log=said.append, on_progress=lambda e, r: events.append((e, r)))
+    assert any("resuming" in m and "1 of 3 graphs" in m for m in said)
+    assert events == [("resumed", bounds[1]), ("saved", bounds[2]), ("saved", bounds[3])]
+    a, b = read_graphs(whole, 3), read_graphs(resumed, 3)
+    assert [g.ntotal for g in a] == [hi - lo for lo, hi in zip(bounds, bounds[1:])]
+    for ga, gb in zip(a, b):
+        assert_same_index(ga, gb)
+    ranges = [faiss.vector_to_array(faiss.downcast_index(g.storage).sq.trained) for g in a]
+    assert all(np.array_equal(ranges[0], r) for r in ranges)  # one quantiser for every graph
+
+
+@pytest.mark.parametrize("change", ["vectors", "shards", "graph"])
+def test_a_sharded_checkpoint_of_another_build_is_discarded(tmp_path: Path, change: str) -> None:
+    from leftqa.index.codes import shard_file
+    from leftqa.index.compact import build_sharded_dense
+
+    x = unit_rows(N, seed=6)
+    folder, out = tmp_path / "ck", tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Interrupted):
+        build_sharded_dense(x, SHARDED, out, checkpoint=folder, on_progress=stop_at_first)
+    spec = dict(SHARDED)
+    if change == "vectors":
+        x = x.copy()
+        x[0] = -x[0]
+    elif change == "shards":
+        spec["shards"] = 2
+    else:  # a finished graph that is not what the state says (a kill while it was replaced, a disk error)
+        (folder / shard_file(0)).write_bytes(b"not a faiss index")
+    said: list[str] = []
+    events: list[tuple[str, int]] = []
+    build_sharded_dense(x, spec, out, checkpoint=folder, log=said.append, on_progress=lambda e, r: events.append((e, r)))
+    assert any("afresh" in m for m in said) and not any("resuming" in m for m in said)
+    assert [e for e, _ in events] == ["saved"] * spec["shards"]
+    assert sum(g.ntotal for g in read_graphs(out, spec["shards"])) == N
+
+
+def test_the_writer_publishes_a_sharded_index_and_removes_its_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compact, "SHARD_ROWS", 1200)
+    x = unit_rows(N, seed=7)
+    out, folder = tmp_path / "index", tmp_path / "index.dense-checkpoint"
+    real_save = compact.save_checkpoint_state
+
+    def save_then_die(where: Path, state: Any) -> None:
+        real_save(where, state)
+        if state.rows:
+            raise Interrupted(state.rows)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(compact, "save_checkpoint_state", save_then_die)
+        with pytest.raises(Interrupted):
+            write(out, folder, x, [])
+    assert (folder / "dense-000.faiss").is_file() and not out.exists()
+    said: list[str] = []
+    manifest = write(out, folder, x, said)
+    assert any("resuming" in m for m in said) and not folder.exists()
+    assert manifest.dense_index == "hnsw48-sq8-ip" and manifest.dense_params == {"M": 48, "efConstruction": 40, "efSearch": 1024, "shards": 3}
+    assert manifest.files is not None and sorted(f for f in manifest.files if f.startswith("dense")) == ["dense-000.faiss", "dense-001.faiss", "dense-002.faiss"]
+    index = Index.load(out)
+    assert index.dense.ntotal == N and len(index.passage_vectors) == N
+    # Every row is found by its own vector, whichever graph holds it (ids run on from graph to graph).
+    rows = np.array([0, 999, 1000, 1999, 2000, 2999])
+    _, ids = index.dense.search(np.ascontiguousarray(index.passage_vectors[rows]), 1)
+    assert ids[:, 0].tolist() == rows.tolist()

@@ -163,3 +163,48 @@ def test_mapped_faiss_index_keeps_its_mapping_alive(pair: tuple[Settings, Settin
     d2, i2 = mapped.search(q, 5)
     assert mapped.ntotal == owned.ntotal > 0 and np.array_equal(i1, i2) and np.array_equal(d1, d2)
     assert np.array_equal(mapped.reconstruct_n(0, mapped.ntotal), q)
+
+
+@pytest.fixture
+def sharded(pair: tuple[Settings, Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(compact, "SHARD_ROWS", 3)  # a handful of graphs of at most 3 passages each
+    settings = pair[1].with_(index_dir=tmp_path / "sharded")
+    build_index(settings)
+    return settings
+
+
+def test_a_sharded_index_holds_the_vectors_and_finds_what_one_graph_finds(pair: tuple[Settings, Settings], sharded: Settings) -> None:
+    one, many = Index.load(Path(pair[1].index_dir)), Index.load(Path(sharded.index_dir))
+    n = one.size
+    shards = -(-n // 3)
+    assert n > 6 and many.manifest.dense_params is not None and many.manifest.dense_params["shards"] == shards
+    assert many.manifest.files is not None and "dense.faiss" not in many.manifest.files
+    assert sorted(f for f in many.manifest.files if f.startswith("dense-")) == [f"dense-{k:03d}.faiss" for k in range(shards)]
+    verify_files(Path(sharded.index_dir), many.manifest, full=True)
+    # One set of SQ8 ranges, trained on the same rows: the decoded vectors are those of the one-graph index.
+    assert np.array_equal(compact.sq_ranges(many.dense), compact.sq_ranges(one.dense))
+    assert np.array_equal(many.passage_vectors[:], one.passage_vectors[:])
+    rows = np.array([n - 1, 0, 4, 3, 2, 5])
+    assert np.array_equal(many.passage_vectors[rows], one.passage_vectors[rows])
+    assert np.array_equal(many.passage_vectors[n - 1], one.passage_vectors[n - 1]) and np.array_equal(many.passage_vectors[-2], one.passage_vectors[-2])
+    assert np.array_equal(many.passage_vectors[1:n:2], one.passage_vectors[1:n:2])
+    with pytest.raises(IndexError):
+        many.passage_vectors[np.array([n])]
+    # efSearch exceeds these tiny graphs: every search is exhaustive, so both return every row with equal scores.
+    q = np.ascontiguousarray(one.passage_vectors[[0, n // 2]])
+    (d1, i1), (d2, i2) = one.dense.search(q, n), many.dense.search(q, n)
+    for a in range(len(q)):
+        assert sorted(zip(i1[a].tolist(), d1[a].tolist())) == sorted(zip(i2[a].tolist(), d2[a].tolist()))
+    a, b = Assistant.load(pair[1]), Assistant.load(sharded)
+    for question in QUERIES:
+        ra, rb = a.ask(question), b.ask(question)
+        assert [(h.passage_id, h.score) for h in ra.passages] == [(h.passage_id, h.score) for h in rb.passages] and ra.passages
+
+
+def test_an_incremental_build_of_a_sharded_index_reuses_its_vectors(sharded: Settings) -> None:
+    before = Index.load(Path(sharded.index_dir))
+    (Path(sharded.corpus_dir) / "bell.txt").write_text(MORE, encoding="utf-8")
+    report = build_index(sharded)
+    after = Index.load(Path(sharded.index_dir))
+    assert report.added == 1 and report.embedded == 1 and after.size == before.size + 1
+    assert after.manifest.dense_params is not None and after.manifest.dense_params["shards"] == -(-after.size // 3)

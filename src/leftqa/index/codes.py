@@ -6,6 +6,8 @@ passages whose sentences are offsets into the passage text. Written by `leftqa.i
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,16 @@ from leftqa.records import Passage, Sentence
 LAYOUT = "compact"
 SENTENCE_CODES = "sentence_codes.npy"
 SENTENCE_SCALES = "sentence_scales.npy"
+
+
+def shard_file(k: int) -> str:
+    """The FAISS file of graph `k` of a sharded compact index (dense_params["shards"] graphs in all)."""
+    return f"dense-{k:03d}.faiss"
+
+
+def shard_bounds(n: int, shards: int) -> np.ndarray:
+    """Where each of `shards` graphs over `n` rows starts (and the last ends): consecutive ranges of equal size +-1."""
+    return np.linspace(0, n, shards + 1, dtype=np.int64)
 
 
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,10 +65,13 @@ class Int8Rows:
 
 
 class DenseRows:
-    """Passage vectors decoded from the FAISS index's own codes (they are stored nowhere else)."""
+    """Passage vectors decoded from the FAISS index's own codes (they are stored nowhere else); `parts` are the
+    graphs of a sharded index, each holding the next consecutive rows."""
 
-    def __init__(self, dense: Any) -> None:
+    def __init__(self, dense: Any, parts: Sequence[Any] | None = None) -> None:
         self.dense = dense
+        self.parts = list(parts) if parts else [dense]
+        self.bounds = np.cumsum([0] + [int(p.ntotal) for p in self.parts])
         self.shape = (int(dense.ntotal), int(dense.d))
         self.dtype = np.dtype(np.float32)
 
@@ -69,18 +84,27 @@ class DenseRows:
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, slice):
             lo, hi, step = key.indices(self.shape[0])
-            if step == 1:
+            if step == 1 and len(self.parts) == 1:
                 return self.dense.reconstruct_n(lo, max(0, hi - lo)) if hi > lo else np.zeros((0, self.shape[1]), np.float32)
             key = np.arange(lo, hi, step)
         if np.isscalar(key):
             i = int(key) + self.shape[0] if int(key) < 0 else int(key)
             if not 0 <= i < self.shape[0]:
                 raise IndexError(f"row {key} out of range ({self.shape[0]} rows)")
-            return self.dense.reconstruct(i)
+            return self[np.array([i])][0]
         ids = np.asarray(key, dtype=np.int64).reshape(-1)
         if not len(ids):
             return np.zeros((0, self.shape[1]), np.float32)
-        return self.dense.reconstruct_batch(ids)
+        if len(self.parts) == 1:
+            return self.dense.reconstruct_batch(ids)
+        if ids.min() < 0 or ids.max() >= self.shape[0]:
+            raise IndexError(f"rows out of range ({self.shape[0]} rows)")
+        out = np.empty((len(ids), self.shape[1]), np.float32)
+        shard = np.searchsorted(self.bounds, ids, side="right") - 1
+        for s in np.unique(shard):
+            at = np.flatnonzero(shard == s)
+            out[at] = self.parts[s].reconstruct_batch(ids[at] - self.bounds[s])
+        return out
 
 
 class CompactPassageStore(PassageStore):
@@ -138,9 +162,35 @@ def load_compact(path: Path, manifest: IndexManifest, offsets: np.ndarray, passa
     """(passages, passage vectors, sentence vectors, dense index, BM25) of a compact index folder."""
     passages = CompactPassageStore(path / passages_file, offsets)
     sentence_vectors = Int8Rows(mapped_array(path / SENTENCE_CODES), mapped_array(path / SENTENCE_SCALES))
-    dense = read_mapped_index(path / dense_file)
     params = manifest.dense_params or {}
-    if hasattr(dense, "hnsw") and "efSearch" in params:  # set by index size when it was built (compact.compact_spec)
-        dense.hnsw.efSearch = params["efSearch"]
+    shards = int(params.get("shards", 0))
+    if shards:
+        dense, parts = read_shards([path / shard_file(k) for k in range(shards)])
+    else:
+        dense = read_mapped_index(path / dense_file)
+        parts = [dense]
+    if "efSearch" in params:  # set by index size when it was built (compact.compact_spec)
+        for part in parts:
+            if hasattr(part, "hnsw"):
+                part.hnsw.efSearch = params["efSearch"]
     bm25 = Bm25Scorer.load(path / bm25_dir)
-    return passages, DenseRows(dense), sentence_vectors, dense, bm25
+    return passages, DenseRows(dense, parts), sentence_vectors, dense, bm25
+
+
+def read_shards(files: Sequence[Path]) -> tuple[Any, list[Any]]:
+    """(one index searching every graph in its own thread and merging by score, the graphs) of a sharded index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+
+    # FAISS checks every neighbour id of a graph as it reads it (2 s for one 10M graph): the reads release the GIL,
+    # so the graphs are read side by side, one per core.
+    with ThreadPoolExecutor(max(1, min(len(files), os.cpu_count() or 1))) as pool:
+        parts = list(pool.map(read_mapped_index, files))
+    if not parts:
+        raise IndexCorruptError("a sharded dense index needs at least one graph")
+    dense = faiss.IndexShards(int(parts[0].d), True, True)  # threaded, successive ids: shard k holds the next rows
+    for part in parts:
+        dense.add_shard(part)
+    dense.referenced_objects = list(parts)  # the graphs live as long as the index that searches them
+    return dense, parts

@@ -30,7 +30,15 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from leftqa.errors import IndexCorruptError, IndexWriteError
-from leftqa.index.codes import LAYOUT, SENTENCE_CODES, SENTENCE_SCALES, passage_to_compact, quantise
+from leftqa.index.codes import (
+    LAYOUT,
+    SENTENCE_CODES,
+    SENTENCE_SCALES,
+    passage_to_compact,
+    quantise,
+    shard_bounds,
+    shard_file,
+)
 from leftqa.index.manifest import IndexManifest
 from leftqa.index.postings import Bm25Writer, drop_pages
 from leftqa.records import Passage
@@ -44,10 +52,19 @@ CHUNK = 50_000  # passages embedded and written per step of a streamed build
 # 7 ms) and 0.9635 at 1M (2048, 23 ms), but only 0.9305 at 10M (4096). M 48 at 1M reaches 0.968 at efSearch 1024
 # (15.9 ms), 0.976 at 2048 (28.3 ms) and 0.9825 at 4096 (52.9 ms), for 128 more bytes a vector (784) and 1.3 times
 # the build (bench-results.json compact_runs.ann_m48_1m); efConstruction 80 changed nothing at 1M. The efSearch
-# steps were chosen with M 32; 4096 above 3M is not yet measured with M 48 at 10M.
+# steps were chosen with M 32; at 10M one M 48 graph reached only 0.948 at 4096 (200 ms), hence shards (below).
 COMPACT_THRESHOLD = 50_000  # below this many passages the exact layout (float32, flat search) is kept
 HNSW_M, EF_CONSTRUCTION = 48, 40
 EF_SEARCH = ((300_000, 1024), (3_000_000, 2048), (10**12, 4096))
+# Above SHARD_ROWS passages the dense index is several graphs of at most SHARD_ROWS consecutive rows, searched
+# side by side and merged by score: over the 10M benchmark vectors, ten 1M graphs reached recall@10 0.961 at
+# efSearch 512 (48 ms, 0.972 at 1024 in 83 ms) where one 10M graph needed 4096 for 0.948 (200 ms), and they were
+# built in 4,748 s against 8,285 s (compact_runs.ann_shards_10m). Ten 100K graphs did not beat one 1M graph by
+# the margin set beforehand (ann_shards_1m), so indexes up to SHARD_ROWS keep one graph. SHARDED_EF gives the
+# efSearch of each graph by the number of graphs: with fewer graphs each must find more of the top 10 (a lone 1M
+# graph reaches 0.968 at 1024), so fewer than 8 keep 1024; only 10 graphs of 1M are measured.
+SHARD_ROWS = 1_000_000
+SHARDED_EF = ((8, 1024), (10**12, 512))
 # HNSW insertion at 10M takes hours (6,187 s with M 32 on 2 cores, more with M 48): with a checkpoint folder the
 # partial index is saved every DENSE_CHECKPOINT_ROWS rows, so a killed build resumes instead of starting over.
 DENSE_CHECKPOINT_ROWS = 1_000_000
@@ -58,9 +75,12 @@ PARTIAL, PARTIAL_TMP, STATE, STATE_TMP = "dense.partial", "dense.partial.tmp", "
 
 def compact_spec(n: int) -> dict[str, Any]:
     """The dense index of a compact layout of `n` passages: its type (which names the SQ8 quantiser) and integer
-    parameters, the manifest's `dense_index` and `dense_params`."""
-    ef = next(e for limit, e in EF_SEARCH if n < limit)
-    return {"type": f"hnsw{HNSW_M}-sq8-ip", "M": HNSW_M, "efConstruction": EF_CONSTRUCTION, "efSearch": ef}
+    parameters (with `shards`, the number of graphs, above SHARD_ROWS), the manifest's `dense_index` and `dense_params`."""
+    spec: dict[str, Any] = {"type": f"hnsw{HNSW_M}-sq8-ip", "M": HNSW_M, "efConstruction": EF_CONSTRUCTION}
+    if n > SHARD_ROWS:
+        shards = -(-n // SHARD_ROWS)
+        return {**spec, "efSearch": next(e for limit, e in SHARDED_EF if shards < limit), "shards": shards}
+    return {**spec, "efSearch": next(e for limit, e in EF_SEARCH if n < limit)}
 
 
 class _StreamedNpy:
@@ -175,10 +195,15 @@ class CompactWriter:
             t = time.perf_counter()
             spec = spec or compact_spec(self.passages)
             vectors = np.memmap(self.work / "passage_vectors.f32", dtype=np.float32, mode="r", shape=(self.passages, self.dim)) if self.passages else np.zeros((0, self.dim), np.float32)
-            self.say(f"building the {spec['type']} dense index")
-            dense, trained_again = build_compact_dense(vectors, spec, self.sq_trained, self.checkpoint, DENSE_CHECKPOINT_ROWS, self.say, self._dense_progress)
+            if spec.get("shards"):
+                self.say(f"building the {spec['type']} dense index as {spec['shards']} graphs")
+                trained_again = build_sharded_dense(vectors, spec, self.tmp, self.sq_trained, self.checkpoint, self.say, self._dense_progress)
+            else:
+                self.say(f"building the {spec['type']} dense index")
+                dense, trained_again = build_compact_dense(vectors, spec, self.sq_trained, self.checkpoint, DENSE_CHECKPOINT_ROWS, self.say, self._dense_progress)
+                faiss.write_index(dense, str(self.tmp / DENSE))
+                del dense
             del vectors
-            faiss.write_index(dense, str(self.tmp / DENSE))
             self.timings["dense_s"] = time.perf_counter() - t
             shutil.rmtree(self.work)
             t = time.perf_counter()
@@ -215,7 +240,7 @@ class DenseCheckpoint:
     rows: int  # rows of the input inserted (in order) into dense.partial
     total: int  # rows of the input
     dim: int
-    spec: dict[str, Any]  # type, M, efConstruction, efSearch
+    spec: dict[str, Any]  # type, M, efConstruction, efSearch (and shards, for a sharded index)
     fingerprint: str  # vectors_fingerprint of the input
     sq_given: str | None  # sha256 of the SQ8 ranges offered for reuse (None: none offered)
     trained_here: bool
@@ -266,7 +291,7 @@ def build_compact_dense(
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
-        key = {k: spec[k] for k in ("type", "M", "efConstruction", "efSearch")}
+        key = _checkpoint_key(spec)
         state = DenseCheckpoint(0, n, dim, key, vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
     index = _resume(checkpoint, state, say) if checkpoint is not None and state is not None else None
     if index is not None:
@@ -312,6 +337,162 @@ def build_compact_dense(
     return index, trained_here
 
 
+def _checkpoint_key(spec: dict[str, Any]) -> dict[str, Any]:
+    """What of a dense spec a checkpoint must share with the build that resumes it."""
+    return {k: spec[k] for k in ("type", "M", "efConstruction", "efSearch", "shards") if k in spec}
+
+
+def _empty_graph(dim: int, spec: dict[str, Any], ranges: np.ndarray) -> Any:
+    """An empty HNSW graph over SQ8 codes with the given per-dimension ranges (shared by the graphs of an index)."""
+    import faiss
+
+    index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
+    storage = faiss.downcast_index(index.storage)
+    faiss.copy_array_to_vector(np.asarray(ranges, dtype=np.float32), storage.sq.trained)
+    storage.is_trained = True
+    index.is_trained = True
+    index.hnsw.efConstruction = int(spec["efConstruction"])
+    index.hnsw.efSearch = int(spec["efSearch"])
+    return index
+
+
+def build_sharded_dense(
+    vectors: np.ndarray,
+    spec: dict[str, Any],
+    out: Path,
+    sq_trained: np.ndarray | None = None,
+    checkpoint: Path | None = None,
+    log: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> bool:
+    """Write spec["shards"] HNSW graphs over SQ8 codes, one per consecutive row range of `vectors`, into `out`
+    (codes.shard_file names); returns whether the quantiser was trained here (`sq_trained` reuses a previous one).
+
+    Only one graph is in memory at a time. With a `checkpoint` folder each finished graph is saved there with the
+    state, and a build of the same vectors, spec, offered ranges and FAISS resumes at the first unfinished graph;
+    the graphs are linked into `out` at the end, and the caller clears the folder once the index is in place."""
+    import faiss
+
+    say = log or (lambda _m: None)
+    n, dim = vectors.shape
+    shards = int(spec["shards"])
+    bounds = shard_bounds(n, shards).tolist()
+    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+    if trained_here:
+        trainer = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        trainer.train(strided_rows(vectors, max(1, n // 200_000)))  # the same sample as one graph's (200K rows at most)
+        ranges = faiss.vector_to_array(trainer.sq.trained).astype(np.float32)
+    else:
+        ranges = np.asarray(sq_trained, dtype=np.float32)
+    folder, state, done = out, None, 0
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
+        state = DenseCheckpoint(0, n, dim, _checkpoint_key(spec), vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
+        done = _resume_shards(folder, state, bounds, ranges, say)
+        if done and on_progress is not None:
+            on_progress("resumed", bounds[done])
+        if not done:
+            save_checkpoint_state(folder, state)
+    t0 = time.perf_counter()
+    for k in range(done, shards):
+        lo, hi = bounds[k], bounds[k + 1]
+        graph = _empty_graph(dim, spec, ranges)
+        for rows in windows(vectors[lo:hi], ADD_ROWS):  # the float32 scratch file must not stay resident
+            graph.add(rows)
+        _write_index_synced(graph, folder / shard_file(k))
+        del graph
+        rate = (hi - bounds[done]) / max(time.perf_counter() - t0, 1e-9)
+        say(f"dense index: graph {k + 1} of {shards} written, {hi:,} of {n:,} rows inserted ({rate:,.0f} rows/s)")
+        if state is not None:
+            save_checkpoint_state(folder, replace(state, rows=hi))
+            if on_progress is not None:
+                on_progress("saved", hi)
+    if folder != out:
+        for k in range(shards):
+            try:  # the checkpoint's files become the index's: a link, or a copy across file systems
+                os.link(folder / shard_file(k), out / shard_file(k))
+            except OSError:
+                shutil.copyfile(folder / shard_file(k), out / shard_file(k))
+    return trained_here
+
+
+def _write_index_synced(index: Any, path: Path) -> None:
+    """Write a FAISS index atomically (temporary name, fsync, rename), its pages then dropped from the page cache."""
+    import faiss
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        faiss.write_index(index, str(tmp))
+        _sync(tmp, drop=True)
+        os.replace(tmp, path)
+        _sync_dir(path.parent)
+    except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as RuntimeError
+        raise IndexWriteError(f"cannot write the dense index graph {path}: {exc}") from exc
+
+
+def save_checkpoint_state(folder: Path, state: DenseCheckpoint) -> None:
+    """Write a sharded build's checkpoint state atomically (its finished graphs are already in `folder`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_synced(folder / STATE_TMP, (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
+        os.replace(folder / STATE_TMP, folder / STATE)
+        _sync_dir(folder)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the dense index checkpoint in {folder}: {exc}") from exc
+
+
+def _resume_shards(folder: Path, want: DenseCheckpoint, bounds: list[int], ranges: np.ndarray, say: Callable[[str], None]) -> int:
+    """How many graphs of the build `want` describes are finished in `folder` (0, and the folder cleared, when
+    none can be used)."""
+    import faiss
+
+    found = _checkpoint_state(folder, want, say)
+    if found is None:
+        return 0
+    if found.rows not in bounds:
+        say(f"dense checkpoint {folder}: {found.rows:,} rows is not the end of a graph: starting the dense index afresh")
+        clear_checkpoint(folder)
+        return 0
+    done = bounds.index(found.rows)
+    for k in range(done):
+        try:
+            graph = faiss.read_index(str(folder / shard_file(k)), faiss.IO_FLAG_MMAP)
+            ok = graph.ntotal == bounds[k + 1] - bounds[k] and np.array_equal(sq_ranges(graph), ranges)
+            del graph
+        except (RuntimeError, AttributeError, OSError) as exc:
+            ok = False
+            say(f"dense checkpoint {folder}: {exc}")
+        if not ok:
+            say(f"dense checkpoint {folder}: graph {k} is missing or not of this build: starting the dense index afresh")
+            clear_checkpoint(folder)
+            return 0
+    if done:
+        say(f"resuming the dense index from its checkpoint: {done} of {len(bounds) - 1} graphs ({found.rows:,} rows) done ({folder})")
+    return done
+
+
+def _checkpoint_state(folder: Path, want: DenseCheckpoint, say: Callable[[str], None]) -> DenseCheckpoint | None:
+    """The state saved in `folder` when it is of the build `want` describes, else None (and the folder cleared)."""
+    if not (folder / STATE).is_file():
+        if folder.exists():
+            say(f"dense checkpoint {folder} has no state: starting the dense index afresh")
+            clear_checkpoint(folder)
+        return None
+    try:
+        found = DenseCheckpoint.from_dict(json.loads((folder / STATE).read_text("utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        say(f"dense checkpoint {folder} is unreadable ({exc}): starting the dense index afresh")
+        clear_checkpoint(folder)
+        return None
+    if not found.same_build(want):
+        differ = [f.name for f in fields(DenseCheckpoint) if f.name != "rows" and getattr(found, f.name) != getattr(want, f.name)]
+        say(f"dense checkpoint {folder} is of another build ({', '.join(differ)} differ): starting the dense index afresh")
+        clear_checkpoint(folder)
+        return None
+    return found
+
+
 def vectors_fingerprint(vectors: np.ndarray) -> str:
     """sha256 of the row count, width and FINGERPRINT_ROWS evenly spaced rows plus the last (read window by window)."""
     n, dim = vectors.shape
@@ -355,21 +536,8 @@ def _resume(folder: Path, want: DenseCheckpoint, say: Callable[[str], None]) -> 
     """The partial index saved in `folder` by the build `want` describes, or None (and the folder cleared)."""
     import faiss
 
-    if not (folder / STATE).is_file():
-        if folder.exists():
-            say(f"dense checkpoint {folder} has no state: starting the dense index afresh")
-            clear_checkpoint(folder)
-        return None
-    try:
-        found = DenseCheckpoint.from_dict(json.loads((folder / STATE).read_text("utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        say(f"dense checkpoint {folder} is unreadable ({exc}): starting the dense index afresh")
-        clear_checkpoint(folder)
-        return None
-    if not found.same_build(want):
-        differ = [f.name for f in fields(DenseCheckpoint) if f.name != "rows" and getattr(found, f.name) != getattr(want, f.name)]
-        say(f"dense checkpoint {folder} is of another build ({', '.join(differ)} differ): starting the dense index afresh")
-        clear_checkpoint(folder)
+    found = _checkpoint_state(folder, want, say)
+    if found is None:
         return None
     try:
         index = faiss.read_index(str(folder / PARTIAL))
@@ -452,7 +620,10 @@ def sq_ranges(dense: Any) -> np.ndarray | None:
     import faiss
 
     try:
-        storage = faiss.downcast_index(faiss.downcast_index(dense).storage)
+        dense = faiss.downcast_index(dense)
+        if isinstance(dense, faiss.IndexShards):  # one set of ranges for every graph
+            dense = faiss.downcast_index(dense.at(0))
+        storage = faiss.downcast_index(dense.storage)
         return faiss.vector_to_array(storage.sq.trained).astype(np.float32)
     except (AttributeError, RuntimeError):
         return None
