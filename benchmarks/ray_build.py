@@ -55,7 +55,7 @@ def _max_diff(a: Path, b: Path) -> float:
 
 
 def _start_cluster(work: Path) -> str:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # no token auth from a stray ~/.ray/auth_token
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={PORT}", "--include-dashboard=false", f"--temp-dir={work / 'ray'}", *common],
                    check=True, capture_output=True, env=env)  # fmt: skip

@@ -132,7 +132,9 @@ class Namespace:
             self.pid = int(text[0]) if text else 0
             time.sleep(0.05)
         assert self.pid, "the namespace did not start"
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # RAY_AUTH_MODE: a ~/.ray/auth_token left by any earlier local ray.init makes `ray start --head` require token
+        # authentication, which the namespace's clients then fail.
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
     def _cmd(self, cmd: list[str]) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "-p", "-m", "--", *cmd]
@@ -330,8 +332,13 @@ def test_dead_address_is_one_line_and_leaves_the_index_untouched(ns: Namespace, 
     assert {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()} == before
 
 
+# A terminal's Ctrl-C reaches a process whose SIGINT is at its default; a process started in the background by a
+# shell without job control (`cmd &`, as a CI runner may start the suite) inherits SIGINT ignored, and Python then
+# never raises KeyboardInterrupt. The build is started with SIGINT reset to the default, as from a terminal.
+AS_FROM_A_TERMINAL = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
+
 @pytest.mark.ray
-@pytest.mark.xfail(strict=False, reason="known bug, 2026-12-08: on an idle machine a SIGINT sent while the Ray path embeds is not acted on; the build finishes and exits 0 (three fresh-clone runs)")
 def test_ctrl_c_cancels_the_cluster_work_and_keeps_the_index(cluster: Cluster, local: Settings, corpus: Path, tmp_path: Path) -> None:
     cluster.ensure_worker()
     index = tmp_path / "index"
@@ -339,16 +346,19 @@ def test_ctrl_c_cancels_the_cluster_work_and_keeps_the_index(cluster: Cluster, l
     before = {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()}
     pid_file = tmp_path / "leftqa.pid"
     err = tmp_path / "stderr.txt"
-    cmd = f"echo $$ > {pid_file}; exec {BIN / 'leftqa'} index --full --corpus {corpus} --index {index} --ray {cluster.address} --ray-batch-tokens 128"
+    cmd = f"echo $$ > {pid_file}; exec {sys.executable} -c '{AS_FROM_A_TERMINAL}' {BIN / 'leftqa'} index --full --corpus {corpus} --index {index} --ray {cluster.address} --ray-batch-tokens 128"
     with err.open("w") as stderr:
         proc = cluster.ns.popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 120
         while "embedding" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
         assert "embedding" in err.read_text(), err.read_text()
-        cluster.ns.run(["kill", "-INT", pid_file.read_text().strip()])
+        pid = pid_file.read_text().strip()
+        # How the build's process treats signals as it is interrupted: shown if it does not stop.
+        dispositions = cluster.ns.run(["grep", "-E", "^Sig(Blk|Ign|Cgt)", f"/proc/{pid}/status"]).stdout
+        cluster.ns.run(["kill", "-INT", pid])
         code = proc.wait(timeout=60)
-    assert code == 130, err.read_text()
+    assert code == 130, dispositions + err.read_text()
     assert err.read_text().splitlines()[-1] == "leftqa: interrupted"
     assert {p.name: p.read_bytes() for p in index.iterdir() if p.is_file()} == before
     # The actors are killed (their processes end within seconds) and every CPU of the cluster is free again.
