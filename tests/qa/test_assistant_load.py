@@ -16,11 +16,11 @@ def test_the_models_load_while_the_index_loads(fake_index: Settings, monkeypatch
     models_started = threading.Event()
     real_models, real_index = mod._load_models, mod._load_index
 
-    def models(settings: Settings):  # noqa: ANN202 - (embedder, scorer)
+    def models(settings: Settings):
         models_started.set()
         return real_models(settings)
 
-    def index(settings: Settings):  # noqa: ANN202 - Index
+    def index(settings: Settings):
         # Loaded one after the other, the models would start only after this returns: the wait would time out.
         assert models_started.wait(timeout=30), "the models did not start loading before the index was loaded"
         return real_index(settings)
@@ -34,7 +34,7 @@ def test_the_models_load_while_the_index_loads(fake_index: Settings, monkeypatch
 def test_a_missing_index_is_reported_whatever_the_models_do(fake_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
 
-    def models(settings: Settings):  # noqa: ANN202 - never returns before the index error is raised
+    def models(settings: Settings):  # never returns before the index error is raised
         release.wait(timeout=30)
         raise RuntimeError("models failed too")
 
