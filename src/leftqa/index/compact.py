@@ -61,8 +61,9 @@ EF_SEARCH = ((300_000, 1024), (3_000_000, 2048), (10**12, 4096))
 # efSearch 512 (48 ms, 0.972 at 1024 in 83 ms) where one 10M graph needed 4096 for 0.948 (200 ms), and they were
 # built in 4,748 s against 8,285 s (compact_runs.ann_shards_10m). Ten 100K graphs did not beat one 1M graph by
 # the margin set beforehand (ann_shards_1m), so indexes up to SHARD_ROWS keep one graph. SHARDED_EF gives the
-# efSearch of each graph by the number of graphs: with fewer graphs each must find more of the top 10 (a lone 1M
-# graph reaches 0.968 at 1024), so fewer than 8 keep 1024; only 10 graphs of 1M are measured.
+# efSearch of each graph by the number of graphs: with fewer graphs each must find more of the top 10, so fewer
+# than 8 keep 1024. The first 2 and 5 of the ten graphs, as indexes of their 2M and 5M rows, reached 0.9655 and
+# 0.9665 at 1024, and only 0.9515 and 0.954 at 512 (compact_runs.ann_shards_first_2_5).
 SHARD_ROWS = 1_000_000
 SHARDED_EF = ((8, 1024), (10**12, 512))
 # HNSW insertion at 10M takes hours (6,187 s with M 32 on 2 cores, more with M 48): with a checkpoint folder the
