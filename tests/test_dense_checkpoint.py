@@ -144,21 +144,26 @@ def write(path: Path, checkpoint: Path, x: np.ndarray, log: list[str]) -> IndexM
         raise
 
 
+def killed_after_first_save(monkeypatch: pytest.MonkeyPatch, saver: str, out: Path, folder: Path, x: np.ndarray) -> None:
+    """Write an index whose build is killed right after `compact.<saver>` first saves rows to the checkpoint."""
+    real_save = getattr(compact, saver)
+
+    def save_then_die(*args: Any) -> None:
+        real_save(*args)
+        if args[-1].rows:  # the state is the last argument
+            raise Interrupted(args[-1].rows)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(compact, saver, save_then_die)
+        with pytest.raises(Interrupted):
+            write(out, folder, x, [])
+
+
 def test_the_writer_resumes_and_removes_the_checkpoint_once_the_index_is_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compact, "DENSE_CHECKPOINT_ROWS", EVERY)
     x = unit_rows(N, seed=4)
     out, folder = tmp_path / "index", tmp_path / "index.dense-checkpoint"
-    real_save = compact.save_checkpoint
-
-    def save_then_die(where: Path, index: Any, state: Any) -> None:
-        real_save(where, index, state)
-        if state.rows:
-            raise Interrupted(state.rows)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(compact, "save_checkpoint", save_then_die)
-        with pytest.raises(Interrupted):
-            write(out, folder, x, [])
+    killed_after_first_save(monkeypatch, "save_checkpoint", out, folder, x)
     assert (folder / "dense.partial").is_file() and not out.exists()
     assert not list(tmp_path.glob(".index.tmp-*"))  # the writer's temporary folder went with the abort
     said: list[str] = []
@@ -200,7 +205,7 @@ def test_a_resumed_sharded_build_writes_the_graphs_of_an_uninterrupted_one(tmp_p
     assert any("resuming" in m and "1 of 3 graphs" in m for m in said)
     assert events == [("resumed", bounds[1]), ("saved", bounds[2]), ("saved", bounds[3])]
     a, b = read_graphs(whole, 3), read_graphs(resumed, 3)
-    assert [g.ntotal for g in a] == [hi - lo for lo, hi in zip(bounds, bounds[1:])]
+    assert [g.ntotal for g in a] == np.diff(bounds).tolist()
     for ga, gb in zip(a, b):
         assert_same_index(ga, gb)
     ranges = [faiss.vector_to_array(faiss.downcast_index(g.storage).sq.trained) for g in a]
@@ -237,17 +242,7 @@ def test_the_writer_publishes_a_sharded_index_and_removes_its_checkpoint(tmp_pat
     monkeypatch.setattr(compact, "SHARD_ROWS", 1200)
     x = unit_rows(N, seed=7)
     out, folder = tmp_path / "index", tmp_path / "index.dense-checkpoint"
-    real_save = compact.save_checkpoint_state
-
-    def save_then_die(where: Path, state: Any) -> None:
-        real_save(where, state)
-        if state.rows:
-            raise Interrupted(state.rows)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(compact, "save_checkpoint_state", save_then_die)
-        with pytest.raises(Interrupted):
-            write(out, folder, x, [])
+    killed_after_first_save(monkeypatch, "save_checkpoint_state", out, folder, x)
     assert (folder / "dense-000.faiss").is_file() and not out.exists()
     said: list[str] = []
     manifest = write(out, folder, x, said)
