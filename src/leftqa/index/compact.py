@@ -287,13 +287,11 @@ def build_compact_dense(
 
     say = log or (lambda _m: None)
     n, dim = vectors.shape
-    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+    trained_here = _needs_training(vectors, sq_trained)
     state = None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
-        key = _checkpoint_key(spec)
-        state = DenseCheckpoint(0, n, dim, key, vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
+        state = _checkpoint_state_of(vectors, spec, sq_trained, trained_here)
     index = _resume(checkpoint, state, say) if checkpoint is not None and state is not None else None
     if index is not None:
         start = int(index.ntotal)
@@ -306,17 +304,14 @@ def build_compact_dense(
             index.hnsw.random_level()
     else:
         start = 0
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
-        storage = faiss.downcast_index(index.storage)
         if trained_here:
             # SQ8 ranges per dimension from a sample of at most 200K rows.
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, int(spec["M"]), faiss.METRIC_INNER_PRODUCT)
             step = max(1, n // 200_000)
             index.train(strided_rows(vectors, step) if n else np.zeros((1, dim), np.float32))
         else:
             # The previous index's ranges: reused vectors decode to bucket centres and re-encode to the same codes.
-            faiss.copy_array_to_vector(np.asarray(sq_trained, dtype=np.float32), storage.sq.trained)
-            storage.is_trained = True
-            index.is_trained = True
+            index = _empty_graph(dim, spec, np.asarray(sq_trained, dtype=np.float32))
         if checkpoint is not None and state is not None and n:
             save_checkpoint(checkpoint, index, state)
     index.hnsw.efConstruction = int(spec["efConstruction"])
@@ -336,6 +331,20 @@ def build_compact_dense(
                 if on_progress is not None:
                     on_progress("saved", hi)
     return index, trained_here
+
+
+def _needs_training(vectors: np.ndarray, sq_trained: np.ndarray | None) -> bool:
+    """Whether the SQ8 ranges offered for reuse are missing, of another width, or too narrow for `vectors`."""
+    return sq_trained is None or len(sq_trained) != 2 * vectors.shape[1] or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+
+
+def _checkpoint_state_of(vectors: np.ndarray, spec: dict[str, Any], sq_trained: np.ndarray | None, trained_here: bool) -> DenseCheckpoint:
+    """The checkpoint state (no rows yet) of a dense build of `vectors` with `spec` and the offered ranges."""
+    import faiss
+
+    n, dim = vectors.shape
+    sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
+    return DenseCheckpoint(0, n, dim, _checkpoint_key(spec), vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
 
 
 def _checkpoint_key(spec: dict[str, Any]) -> dict[str, Any]:
@@ -378,7 +387,7 @@ def build_sharded_dense(
     n, dim = vectors.shape
     shards = int(spec["shards"])
     bounds = shard_bounds(n, shards).tolist()
-    trained_here = sq_trained is None or len(sq_trained) != 2 * dim or not _within(vectors, np.asarray(sq_trained, dtype=np.float32))
+    trained_here = _needs_training(vectors, sq_trained)
     if trained_here:
         trainer = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         trainer.train(strided_rows(vectors, max(1, n // 200_000)))  # the same sample as one graph's (200K rows at most)
@@ -388,8 +397,7 @@ def build_sharded_dense(
     folder, state, done = out, None, 0
     if checkpoint is not None:
         folder = Path(checkpoint)
-        sq_given = hashlib.sha256(np.asarray(sq_trained, dtype=np.float32).tobytes()).hexdigest() if sq_trained is not None else None
-        state = DenseCheckpoint(0, n, dim, _checkpoint_key(spec), vectors_fingerprint(vectors), sq_given, trained_here, faiss.__version__)
+        state = _checkpoint_state_of(vectors, spec, sq_trained, trained_here)
         done = _resume_shards(folder, state, bounds, ranges, say)
         if done and on_progress is not None:
             on_progress("resumed", bounds[done])
